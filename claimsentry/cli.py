@@ -1,0 +1,97 @@
+"""The ``claimsentry`` command.
+
+Each subcommand lives in a job module exposing ``configure_parser(parser)`` and
+``run_from_cli(args, settings) -> int``. This file only wires them, loads settings and turns every
+user-facing error into one line on stderr with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from claimsentry.errors import ClaimSentryError
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("claimsentry.jobs.demo", "generate a synthetic claims set, train, score and report, on the embedded defaults"),
+    "generate": ("claimsentry.jobs.generate", "write a synthetic claims set with labelled fraud schemes"),
+    "validate": ("claimsentry.jobs.validate", "run the data-quality gate only"),
+    "train": ("claimsentry.jobs.train", "build features, train, log to MLflow, register; promote if better"),
+    "score": ("claimsentry.jobs.score", "validate, build features, score with the champion, write the run directory"),
+    "report": ("claimsentry.jobs.report", "write the HTML model and queue report for actuaries"),
+    "feedback": ("claimsentry.jobs.feedback", "import auditor dispositions (closes cases, feeds training)"),
+    "import-synpuf": ("claimsentry.jobs.import_synpuf", "map CMS DE-SynPUF files to the contract's input tables"),
+}
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    for noisy in ("py4j", "great_expectations", "mlflow", "alembic", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="claimsentry",
+        description="Find improper and fraudulent medical and pharmacy claims; write ranked audit queues with reasons.",
+    )
+    parser.add_argument("--config", help="YAML config file (default: $CLAIMSENTRY_CONFIG or ./claimsentry.yaml)")
+    parser.add_argument("--data-dir", help="local state folder: MLflow store, queue history (default: ./data)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        try:
+            importlib.import_module(module).configure_parser(p)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            p.set_defaults(_missing=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_libraries()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if getattr(args, "_missing", False):
+        print(f"claimsentry: '{args.command}' is not available in this build", file=sys.stderr)
+        return 2
+    try:
+        from claimsentry.config import load_settings
+
+        settings = load_settings(args.config, overrides={"data_dir": args.data_dir})
+        return int(importlib.import_module(args._module).run_from_cli(args, settings) or 0)
+    except ClaimSentryError as err:
+        print(f"claimsentry {args.command}: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"claimsentry {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # last resort: never a bare traceback for the user
+        if args.verbose:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        print(
+            f"claimsentry {args.command}: internal error: {type(exc).__name__}: {first} (re-run with -v for details)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

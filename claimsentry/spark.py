@@ -1,0 +1,32 @@
+"""The one place a SparkSession is built. Jobs' entry points call ``get_spark``; transforms never do."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from pyspark.sql import SparkSession
+
+from claimsentry.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def get_spark(settings: Settings) -> SparkSession:
+    """Return the active session, or build one from ``spark.*`` settings.
+
+    Under ``spark-submit`` a session's master is already set by the launcher, so the configured
+    ``spark.master`` (local by default) only applies when the job runs as a plain Python process.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    builder = SparkSession.builder.appName(settings.get("spark.app_name", "claimsentry"))
+    if "SPARK_SUBMIT_OPTS" not in os.environ and not os.environ.get("CLAIMSENTRY_UNDER_SPARK_SUBMIT"):
+        builder = builder.master(settings.get("spark.master", "local[2]"))
+    for key, value in (settings.get("spark.conf") or {}).items():
+        builder = builder.config(key, str(value))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    log.info("spark session: master=%s version=%s", spark.sparkContext.master, spark.version)
+    return spark
