@@ -1,0 +1,34 @@
+# One environment for everything (Spark, XGBoost, MLflow, Great Expectations, Airflow), pinned by
+# requirements.lock. Needs only Python 3.11, Java 17 and make on the machine.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test bench lock clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v java >/dev/null 2>&1 || { echo "claimsentry setup: Java 17 is required by Spark (java not on PATH)" >&2; exit 1; }
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "claimsentry setup: $(PYTHON) not found (set PYTHON=...)" >&2; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/claimsentry demo
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) bench/run.py --sizes 1000000
+
+# Re-pin after changing dependencies in pyproject.toml (run inside a fresh venv).
+lock:
+	$(PY) -m pip freeze --exclude-editable | grep -vi '^claimsentry' > requirements.lock
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,179 @@
+"""Audit queues: which claims and providers an audit team opens first, and why.
+
+Ranking is by expected recovery (score x amount at risk x recovery rate) among claims scoring at
+least ``min_score``; ties break on claim_id so a re-run of the same date gives the same queue.
+Queues are bounded by capacity, so only the queued rows (never the scored claims) reach the driver
+to have their reasons rendered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import pandas as pd
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from claimsentry import reasons as R
+
+SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
+
+
+@dataclass(frozen=True)
+class QueueParams:
+    claim_capacity: int = 200
+    provider_capacity: int = 50
+    min_score: float = 0.05
+    recovery_rate: float = 1.0
+    flag_score: float = 0.5
+    max_reasons: int = 5
+
+    @classmethod
+    def from_settings(cls, settings) -> "QueueParams":
+        section = settings.section("queue")
+        known = {k: section[k] for k in cls.__dataclass_fields__ if k in section}
+        return cls(**known)
+
+
+def with_money(scored: DataFrame, params: QueueParams) -> DataFrame:
+    """Add ``amount_at_risk`` and ``expected_recovery`` to scored claims.
+
+    The amount at risk is the paid amount unless a feature block states a narrower one
+    (``amount_at_risk_hint``, e.g. the payment difference between billed and regrouped DRG).
+    """
+    at_risk = F.col("amount_paid")
+    if "amount_at_risk_hint" in scored.columns:
+        at_risk = F.coalesce(F.col("amount_at_risk_hint"), at_risk)
+    at_risk = F.greatest(F.coalesce(at_risk, F.lit(0.0)), F.lit(0.0))
+    return scored.withColumn("amount_at_risk", F.round(at_risk, 2)).withColumn(
+        "expected_recovery", F.round(F.col("score") * F.col("amount_at_risk") * F.lit(params.recovery_rate), 2)
+    )
+
+
+def select_claims(scored: DataFrame, params: QueueParams) -> DataFrame:
+    """The queued claims, best first, with ``rank`` 1..N (Spark; at most ``claim_capacity`` rows)."""
+    order = [F.col("expected_recovery").desc(), F.col("score").desc(), F.col("claim_id"), F.col("claim_source")]
+    top = with_money(scored, params).where(F.col("score") >= params.min_score).orderBy(*order).limit(params.claim_capacity)
+    return top.withColumn("rank", F.row_number().over(Window.orderBy(*order)))
+
+
+def claim_reasons(
+    row: Mapping[str, Any],
+    rules: Mapping[str, Mapping[str, Any]],
+    templates: Mapping[str, str],
+    *,
+    max_reasons: int = 5,
+) -> list[str]:
+    """Reasons for one claim: its rule hits (most severe first), then the model's top positive
+    contributions rendered from per-feature templates. Features without a template are skipped,
+    never shown by their raw name."""
+    out: list[str] = []
+    hits = [rules[h] for h in (row.get("rule_hits") or []) if h in rules]
+    for rule in sorted(hits, key=lambda r: (SEVERITY_ORDER.get(r.get("severity"), 9), r["id"])):
+        out.append(R.render(rule["reason"], row))
+    for contrib in row.get("contributions") or []:
+        feature = contrib["feature"] if isinstance(contrib, Mapping) else contrib[0]
+        if feature.startswith("rule_") or feature not in templates:
+            continue
+        out.append(R.render(templates[feature], row))
+    seen, unique = set(), []
+    for text in out:
+        if text not in seen:
+            seen.add(text)
+            unique.append(text)
+    return unique[:max_reasons]
+
+
+def render_claim_queue(
+    queued: pd.DataFrame, rules: Iterable[Mapping[str, Any]], params: QueueParams
+) -> pd.DataFrame:
+    """Turn queued rows (pandas, bounded) into the contract's claim_queue columns plus context."""
+    by_id = {r["id"]: r for r in rules}
+    templates = R.feature_templates()
+    records = queued.to_dict("records")
+    queued = queued.copy()
+    queued["reasons"] = [
+        "; ".join(claim_reasons(rec, by_id, templates, max_reasons=params.max_reasons)) or "model score"
+        for rec in records
+    ]
+    queued["schemes"] = [
+        ", ".join(sorted({by_id[h]["scheme"] for h in (rec.get("rule_hits") or []) if h in by_id}))
+        for rec in records
+    ]
+    first = [
+        "rank",
+        "claim_id",
+        "claim_source",
+        "score",
+        "amount_at_risk",
+        "expected_recovery",
+        "reasons",
+        "billing_npi",
+        "person_id",
+        "claim_type",
+        "claim_date",
+        "amount_paid",
+        "prescriber_npi",
+        "schemes",
+        "model_version",
+    ]
+    cols = [c for c in first if c in queued.columns]
+    return queued[cols].sort_values("rank").reset_index(drop=True)
+
+
+def select_providers(scored: DataFrame, params: QueueParams) -> DataFrame:
+    """Providers to review, best first: billing providers (and prescribers of pharmacy claims)
+    rolled up from their claims. Score is the mean of the provider's five highest claim scores;
+    flagged claims are those at or above ``flag_score``."""
+    money = with_money(scored, params)
+    roles = [money.select(F.col("billing_npi").alias("npi"), F.lit("billing").alias("npi_role"), "*")]
+    if "prescriber_npi" in money.columns:
+        roles.append(
+            money.where(F.col("prescriber_npi").isNotNull()).select(
+                F.col("prescriber_npi").alias("npi"), F.lit("prescriber").alias("npi_role"), "*"
+            )
+        )
+    claims = roles[0]
+    for extra in roles[1:]:
+        claims = claims.unionByName(extra)
+    claims = claims.where(F.col("npi").isNotNull())
+    w = Window.partitionBy("npi", "npi_role").orderBy(F.col("score").desc(), F.col("claim_id"))
+    flagged = F.col("score") >= params.flag_score
+    rolled = (
+        claims.withColumn("_rn", F.row_number().over(w))
+        .groupBy("npi", "npi_role")
+        .agg(
+            F.avg(F.when(F.col("_rn") <= 5, F.col("score"))).alias("score"),
+            F.sum(flagged.cast("int")).alias("flagged_claims"),
+            F.count(F.lit(1)).alias("total_claims"),
+            F.round(F.sum(F.when(flagged, F.col("amount_at_risk")).otherwise(0.0)), 2).alias("amount_at_risk"),
+            F.round(F.sum(F.when(flagged, F.col("expected_recovery")).otherwise(0.0)), 2).alias("expected_recovery"),
+            F.round(F.sum("amount_paid"), 2).alias("amount_paid"),
+            F.flatten(F.collect_list(F.when(flagged, F.col("rule_hits")))).alias("_hits")
+            if "rule_hits" in claims.columns
+            else F.array().cast("array<string>").alias("_hits"),
+        )
+        .where(F.col("flagged_claims") > 0)
+    )
+    order = [F.col("expected_recovery").desc(), F.col("score").desc(), F.col("npi"), F.col("npi_role")]
+    top = rolled.orderBy(*order).limit(params.provider_capacity)
+    return top.withColumn("rank", F.row_number().over(Window.orderBy(*order)))
+
+
+def render_provider_queue(providers: pd.DataFrame, rules: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    by_id = {r["id"]: r for r in rules}
+    reasons = []
+    for rec in providers.to_dict("records"):
+        parts = [
+            f"{rec['flagged_claims']} of {rec['total_claims']} claims flagged "
+            f"(${rec['amount_at_risk']:,.0f} at risk)"
+        ]
+        hits = pd.Series([h for h in (rec.get("_hits") if rec.get("_hits") is not None else []) if h in by_id])
+        for rule_id, n in hits.value_counts().head(3).items():
+            parts.append(f"{by_id[rule_id]['name']} on {n} claim{'s' if n != 1 else ''}")
+        reasons.append("; ".join(parts))
+    out = providers.drop(columns=["_hits"]).copy()
+    out["reasons"] = reasons
+    cols = ["rank", "npi", "npi_role", "score", "flagged_claims", "total_claims", "amount_at_risk", "expected_recovery", "amount_paid", "reasons"]
+    return out[cols].sort_values("rank").reset_index(drop=True)

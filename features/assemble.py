@@ -1,0 +1,164 @@
+"""Wiring of the feature blocks into ``claim_features``: one row per (claim_id, claim_source).
+
+Key and context columns: claim_id, claim_source (``medical`` | ``pharmacy``), claim_type
+(institutional | professional | pharmacy), claim_date, service_end_date, person_id, billing_npi
+(pharmacy: the dispensing pharmacy), prescriber_npi, amount_paid; then every block's FEATURES
+(doubles, null where not computable), string context columns used by reasons, and one
+``rule_<ID>`` column per knowledge-base rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from claimsentry.features.header import medical_claim_header
+from claimsentry.features import provider
+
+KEY = ["claim_id", "claim_source"]
+BASE_COLUMNS = [
+    "claim_id",
+    "claim_source",
+    "claim_type",
+    "claim_date",
+    "service_end_date",
+    "person_id",
+    "billing_npi",
+    "prescriber_npi",
+    "amount_paid",
+    "peer_group",
+]
+
+
+@dataclass
+class FeatureSet:
+    """What ``build_claim_features`` returns: the frame, the model's feature names and what was missing."""
+
+    frame: DataFrame
+    feature_cols: list[str]
+    descriptions: dict[str, str] = field(default_factory=dict)
+    unavailable: list[str] = field(default_factory=list)
+    header: DataFrame | None = None
+
+
+def medical_base(header: DataFrame, lines: DataFrame) -> DataFrame:
+    """Claim-level base rows for medical claims; peer group is the DRG (institutional) or the
+    costliest HCPCS code on the claim (professional)."""
+    top_code = (
+        lines.where(F.col("hcpcs_code").isNotNull())
+        .groupBy("claim_id")
+        .agg(F.max_by("hcpcs_code", F.struct(F.coalesce("paid_amount", F.lit(0.0)), "hcpcs_code")).alias("_top_hcpcs"))
+        if "hcpcs_code" in lines.columns
+        else None
+    )
+    base = header
+    if top_code is not None:
+        base = base.join(top_code, "claim_id", "left")
+    else:
+        base = base.withColumn("_top_hcpcs", F.lit(None).cast("string"))
+    drg = F.col("drg_code") if "drg_code" in header.columns else F.lit(None).cast("string")
+    return base.select(
+        "claim_id",
+        F.lit("medical").alias("claim_source"),
+        F.coalesce(F.col("claim_type"), F.lit("unknown")).alias("claim_type"),
+        F.coalesce(*[F.col(c) for c in ("admission_date", "claim_start_date") if c in header.columns]).alias("claim_date"),
+        F.coalesce(*[F.col(c) for c in ("discharge_date", "claim_end_date") if c in header.columns]).alias("service_end_date"),
+        "person_id",
+        "billing_npi",
+        F.lit(None).cast("string").alias("prescriber_npi"),
+        F.col("paid_amount").alias("amount_paid"),
+        F.when(F.col("claim_type") == "institutional", F.concat(F.lit("drg:"), drg))
+        .otherwise(F.concat(F.lit("hcpcs:"), F.col("_top_hcpcs")))
+        .alias("peer_group"),
+    )
+
+
+def pharmacy_base(rx: DataFrame) -> DataFrame:
+    """Claim-level base rows for pharmacy claims (one row per claim_id; lines summed)."""
+    return rx.groupBy("claim_id").agg(
+        F.lit("pharmacy").alias("claim_source"),
+        F.lit("pharmacy").alias("claim_type"),
+        F.min("dispensing_date").alias("claim_date"),
+        F.max(F.date_add("dispensing_date", F.greatest(F.coalesce("days_supply", F.lit(1)) - 1, F.lit(0)))).alias(
+            "service_end_date"
+        ),
+        F.first("person_id", ignorenulls=True).alias("person_id"),
+        F.first("dispensing_provider_npi", ignorenulls=True).alias("billing_npi"),
+        F.first("prescribing_provider_npi", ignorenulls=True).alias("prescriber_npi"),
+        F.sum("paid_amount").alias("amount_paid"),
+        F.concat(F.lit("ndc:"), F.first("ndc_code", ignorenulls=True)).alias("peer_group"),
+    ).select(*BASE_COLUMNS)
+
+
+def join_blocks(base: DataFrame, blocks: list[DataFrame]) -> DataFrame:
+    """Left-join feature blocks onto the base; a block keyed by claim_id alone is medical or pharmacy
+    by its ``claim_source`` column when present."""
+    out = base
+    for block in blocks:
+        keys = [k for k in KEY if k in block.columns]
+        dupes = [c for c in block.columns if c in out.columns and c not in keys]
+        out = out.join(block.drop(*dupes), keys, "left")
+    return out
+
+
+def nulls_to_zero_for_counts(df: DataFrame, columns: list[str]) -> DataFrame:
+    """Count-like features that are absent because nothing was found are 0, not unknown."""
+    return df.fillna(0.0, subset=[c for c in columns if c in df.columns])
+
+
+def _peer_block(ctx: "BlockContext") -> tuple[DataFrame, dict[str, str]]:
+    return provider.peer_billing_features(ctx.base, min_peer_claims=ctx.param("min_peer_claims", 5)), provider.FEATURES
+
+
+@dataclass
+class BlockContext:
+    """What a feature block may read: typed tables, the medical header, the base rows, reference
+    tables and parameters (``features.*`` settings)."""
+
+    spark: object
+    tables: dict[str, DataFrame]
+    header: DataFrame | None
+    base: DataFrame
+    params: dict
+
+    def param(self, name: str, default):
+        return self.params.get(name, default)
+
+
+# name -> builder(ctx) -> (frame keyed by claim_id[, claim_source], FEATURES). Order is join order.
+BLOCKS: dict[str, object] = {
+    "peer_billing": _peer_block,
+}
+
+
+def build_claim_features(spark, tables: dict[str, DataFrame], settings) -> FeatureSet:
+    """Build ``claim_features`` from the gate's typed tables (medical_claim, eligibility, and
+    pharmacy_claim when present), then apply the rules knowledge base."""
+    params = settings.section("features") if hasattr(settings, "section") else {}
+    lines = tables["medical_claim"]
+    header = medical_claim_header(lines)
+    bases = [medical_base(header, lines)]
+    if tables.get("pharmacy_claim") is not None:
+        bases.append(pharmacy_base(tables["pharmacy_claim"]))
+    base = bases[0] if len(bases) == 1 else bases[0].unionByName(bases[1])
+    ctx = BlockContext(spark=spark, tables=tables, header=header, base=base, params=params)
+    frames, descriptions = [], {}
+    for name, builder in BLOCKS.items():
+        frame, feats = builder(ctx)
+        if frame is None:
+            continue
+        frames.append(frame)
+        descriptions.update(feats)
+    features = join_blocks(base, frames)
+    feature_cols = list(descriptions)
+    rules_fn = RULES_HOOK.get("apply")
+    if rules_fn is not None:
+        features, rule_cols, rule_desc = rules_fn(features)
+        feature_cols += rule_cols
+        descriptions.update(rule_desc)
+    return FeatureSet(frame=features, feature_cols=feature_cols, descriptions=descriptions, header=header)
+
+
+RULES_HOOK: dict = {}

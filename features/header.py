@@ -1,0 +1,142 @@
+"""Medical claim header: one row per claim_id, derived from claim lines.
+
+Claims arrive at line grain with header fields repeated on every line. When lines disagree, the
+header takes the value that strictly wins a vote among the claim's non-null values (more lines carry
+it than any other value), and otherwise leaves the field null — never an arbitrary ``first()``.
+This is how the Tuva Project builds its claim header.
+
+Cost: one ``groupBy(claim_id)`` computes min/max per field; only claims where some field's min and
+max differ (lines truly disagree) go through the per-value vote, so a clean feed pays one shuffle.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from claimsentry.schemas import DIAGNOSIS_COLUMNS, POA_COLUMNS, PROCEDURE_COLUMNS
+
+VOTED_COLUMNS: tuple[str, ...] = (
+    "claim_type",
+    "person_id",
+    "member_id",
+    "payer",
+    "plan",
+    "billing_npi",
+    "rendering_npi",
+    "facility_npi",
+    "claim_start_date",
+    "claim_end_date",
+    "admission_date",
+    "discharge_date",
+    "admit_source_code",
+    "admit_type_code",
+    "discharge_disposition_code",
+    "place_of_service_code",
+    "bill_type_code",
+    "drg_code_type",
+    "drg_code",
+    "diagnosis_code_type",
+    *DIAGNOSIS_COLUMNS,
+    *POA_COLUMNS,
+    "procedure_code_type",
+    *PROCEDURE_COLUMNS,
+)
+SUMMED_AMOUNTS: tuple[str, ...] = ("paid_amount", "allowed_amount", "charge_amount")
+
+# Fields whose presence marks a claim institutional (UB-04) when claim_type itself is missing.
+_INSTITUTIONAL_MARKERS = (
+    "bill_type_code",
+    "drg_code",
+    "admit_type_code",
+    "admit_source_code",
+    "discharge_disposition_code",
+)
+
+
+def _vote_conflicts(lines: DataFrame, conflicted: DataFrame, columns: list[str]) -> DataFrame:
+    """Strict-majority vote per (claim_id, field) over the lines of conflicted claims only."""
+    stacked = lines.join(conflicted, "claim_id", "left_semi").select(
+        "claim_id",
+        F.explode(
+            F.array(
+                *[
+                    F.struct(F.lit(c).alias("field"), F.col(c).cast("string").alias("value"))
+                    for c in columns
+                ]
+            )
+        ).alias("fv"),
+    )
+    counted = (
+        stacked.where(F.col("fv.value").isNotNull())
+        .groupBy("claim_id", F.col("fv.field").alias("field"), F.col("fv.value").alias("value"))
+        .count()
+    )
+    w = Window.partitionBy("claim_id", "field").orderBy(F.col("count").desc())
+    ranked = counted.withColumn("_rn", F.row_number().over(w)).withColumn(
+        "_next", F.lead("count").over(w)
+    )
+    winners = ranked.where(
+        (F.col("_rn") == 1) & (F.col("_next").isNull() | (F.col("count") > F.col("_next")))
+    )
+    return winners.groupBy("claim_id").pivot("field", columns).agg(F.first("value"))
+
+
+def medical_claim_header(lines: DataFrame) -> DataFrame:
+    """One row per medical claim_id: voted header fields, amount totals, line count and line dates.
+
+    ``lines`` is the typed medical_claim table (contract columns; absent optional columns are fine).
+    ``claim_type`` falls back to the Tuva rule when no line states it: institutional if any of bill
+    type, DRG, admit type/source or discharge disposition (or a revenue code) is present,
+    professional if none is and a place of service is.
+    """
+    present = [c for c in VOTED_COLUMNS if c in lines.columns]
+    types = dict(lines.select(*present).dtypes)
+    aggs = []
+    for c in present:
+        aggs += [F.min(c).alias(f"_min_{c}"), F.max(c).alias(f"_max_{c}")]
+    amounts = [c for c in SUMMED_AMOUNTS if c in lines.columns]
+    aggs += [F.sum(c).alias(c) for c in amounts]
+    aggs += [F.count(F.lit(1)).alias("line_count")]
+    if "revenue_center_code" in lines.columns:
+        aggs.append(F.max(F.col("revenue_center_code").isNotNull().cast("int")).alias("_has_revenue_code"))
+    for c in ("claim_line_start_date", "claim_line_end_date"):
+        if c in lines.columns:
+            aggs.append((F.min if c.endswith("start_date") else F.max)(c).alias(c))
+    grouped = lines.groupBy("claim_id").agg(*aggs)
+
+    conflict = F.lit(False)
+    for c in present:
+        conflict = conflict | (F.col(f"_min_{c}") != F.col(f"_max_{c}"))
+    grouped = grouped.withColumn("_conflict", conflict)
+    conflicted = grouped.where("_conflict").select("claim_id")
+    votes = _vote_conflicts(lines, conflicted, present)
+    votes = votes.select("claim_id", *[F.col(f"`{c}`").alias(f"_vote_{c}") for c in present])
+
+    header = grouped.join(votes, "claim_id", "left")
+    cols = [F.col("claim_id")]
+    for c in present:
+        agreed = F.when(F.col(f"_min_{c}") == F.col(f"_max_{c}"), F.col(f"_min_{c}"))
+        voted = F.col(f"_vote_{c}").cast(types[c])
+        cols.append(F.when(F.col("_conflict"), voted).otherwise(agreed).alias(c))
+    cols += [F.col(c) for c in amounts]
+    cols += [F.col("line_count")]
+    cols += [F.col(c) for c in ("claim_line_start_date", "claim_line_end_date") if c in lines.columns]
+    if "revenue_center_code" in lines.columns:
+        cols.append(F.col("_has_revenue_code"))
+    header = header.select(*cols)
+    return _derive_claim_type(header).drop("_has_revenue_code")
+
+
+def _derive_claim_type(header: DataFrame) -> DataFrame:
+    markers = [F.col(c).isNotNull() for c in _INSTITUTIONAL_MARKERS if c in header.columns]
+    if "_has_revenue_code" in header.columns:
+        markers.append(F.col("_has_revenue_code") == 1)
+    institutional = F.lit(False)
+    for m in markers:
+        institutional = institutional | m
+    pos = F.col("place_of_service_code").isNotNull() if "place_of_service_code" in header.columns else F.lit(False)
+    derived = F.when(institutional, F.lit("institutional")).when(pos, F.lit("professional"))
+    if "claim_type" not in header.columns:
+        return header.withColumn("claim_type", derived)
+    return header.withColumn("claim_type", F.coalesce(F.lower(F.col("claim_type")), derived))

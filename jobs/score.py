@@ -1,0 +1,161 @@
+"""``claimsentry score``: validate, build features, score with the champion, write the run directory.
+
+Extract (gate) -> transform (features, score) -> load (``OUTPUT/<run_date>/``, atomically). The run
+directory holds scored_claims, claim_queue, provider_queue, quarantine, data-quality results and
+run_summary.json. A failed run leaves the previous output of that date untouched; a re-run of the
+same date with the same input and champion gives the same outputs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from claimsentry import __version__ as claimsentry_version
+from claimsentry.errors import InputError
+from claimsentry.io import atomic_dir, write_csv_for_spreadsheets
+from claimsentry.queues import (
+    QueueParams,
+    render_claim_queue,
+    render_provider_queue,
+    select_claims,
+    select_providers,
+)
+
+log = logging.getLogger(__name__)
+
+SCORED_COLUMNS = [
+    "claim_id",
+    "claim_source",
+    "score",
+    "model_version",
+    "model_score",
+    "anomaly_score",
+    "claim_type",
+    "claim_date",
+    "person_id",
+    "billing_npi",
+    "prescriber_npi",
+    "amount_paid",
+    "rule_hits",
+]
+
+
+class Timings:
+    """Wall-clock seconds per named stage, for run_summary.json."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - start, 3)
+            log.info("stage %s: %.1fs", name, self.seconds[name])
+
+
+def parse_run_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise InputError(f"--run-date must be YYYY-MM-DD, got {text!r}") from None
+
+
+def write_queue(pdf, folder: Path, name: str, spark: SparkSession) -> None:
+    """A queue as Parquet and as a spreadsheet-friendly CSV (bounded rows: pandas is fine)."""
+    pdf.to_parquet(folder / f"{name}.parquet", index=False)
+    write_csv_for_spreadsheets(pdf, folder / f"{name}.csv")
+
+
+def run_score(
+    spark: SparkSession,
+    input_dir: str,
+    output_dir: str,
+    run_date: dt.date,
+    settings,
+) -> dict:
+    """Score one run date. Returns the run summary (also written as run_summary.json)."""
+    from claimsentry.features.assemble import build_claim_features
+    from claimsentry.features.rules import load_rules
+    from claimsentry.jobs.validate import run_gate, write_gate_artifacts
+    from claimsentry.models.registry import load_champion
+    from claimsentry.models.scoring import score_claims
+
+    timings = Timings()
+    params = QueueParams.from_settings(settings)
+    with timings.stage("load_model"):
+        bundle = load_champion(settings)  # fail fast, before any Spark work, when no model exists
+    final_dir = Path(output_dir) / run_date.isoformat()
+    with atomic_dir(final_dir) as staging:
+        with timings.stage("validate"):
+            gate = run_gate(spark, input_dir, settings, as_of=run_date)
+            gate_summary = write_gate_artifacts(gate, staging)
+        with timings.stage("features"):
+            fs = build_claim_features(spark, gate.tables, settings)
+        with timings.stage("score"):
+            scored = score_claims(fs.frame, bundle)
+            # Checkpoint through Parquet: queues read the written scores instead of recomputing.
+            keep = [c for c in SCORED_COLUMNS if c in scored.columns]
+            extra = [c for c in scored.columns if c not in keep]
+            scored.select(*keep, *extra).write.mode("overwrite").parquet(str(staging / "scored_claims"))
+            scored = spark.read.parquet(str(staging / "scored_claims"))
+        rules = load_rules()
+        with timings.stage("queues"):
+            claim_pdf = render_claim_queue(select_claims(scored, params).toPandas(), rules, params)
+            claim_pdf.insert(len(claim_pdf.columns), "run_date", run_date.isoformat())
+            write_queue(claim_pdf, staging, "claim_queue", spark)
+            provider_pdf = render_provider_queue(select_providers(scored, params).toPandas(), rules)
+            write_queue(provider_pdf, staging, "provider_queue", spark)
+        counts_by_source = {
+            r["claim_source"]: r["count"] for r in scored.groupBy("claim_source").count().collect()
+        }
+        summary = {
+            "run_date": run_date.isoformat(),
+            "input_dir": str(input_dir),
+            "claimsentry_version": claimsentry_version,
+            "tables": gate.counts,
+            "missing_tables": gate.missing_tables,
+            "warnings": gate.warnings,
+            "data_quality": gate_summary,
+            "scored_claims": counts_by_source,
+            "features": {"count": len(fs.feature_cols), "unavailable": fs.unavailable},
+            "queues": {"claim_queue": len(claim_pdf), "provider_queue": len(provider_pdf)},
+            "queue_params": params.__dict__,
+            "model": {"name": settings.get("mlflow.model_name"), "version": bundle.version},
+            "timings_seconds": timings.seconds,
+        }
+        (staging / "run_summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    return summary
+
+
+def configure_parser(parser) -> None:
+    parser.add_argument("--input", required=True, help="claims directory (medical_claim, pharmacy_claim, eligibility)")
+    parser.add_argument("--output", required=True, help="output root; the run is written to OUTPUT/<run-date>/")
+    parser.add_argument("--run-date", required=True, help="YYYY-MM-DD: the run's partition and as-of date")
+
+
+def run_from_cli(args, settings) -> int:
+    from claimsentry.spark import get_spark
+
+    run_date = parse_run_date(args.run_date)
+    if not Path(args.input).is_dir() and "://" not in args.input:
+        raise InputError(f"input directory not found: {args.input}")
+    spark = get_spark(settings)
+    summary = run_score(spark, args.input, args.output, run_date, settings)
+    print(
+        f"scored {sum(summary['scored_claims'].values()):,} claims with {summary['model']['version']}; "
+        f"claim queue {summary['queues']['claim_queue']}, provider queue {summary['queues']['provider_queue']} "
+        f"-> {Path(args.output) / run_date.isoformat()}"
+    )
+    return 0
