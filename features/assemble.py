@@ -9,13 +9,13 @@ Key and context columns: claim_id, claim_source (``medical`` | ``pharmacy``), cl
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from claimsentry.features.header import medical_claim_header
-from claimsentry.features import provider
 
 KEY = ["claim_id", "claim_source"]
 BASE_COLUMNS = [
@@ -108,57 +108,53 @@ def nulls_to_zero_for_counts(df: DataFrame, columns: list[str]) -> DataFrame:
     return df.fillna(0.0, subset=[c for c in columns if c in df.columns])
 
 
-def _peer_block(ctx: "BlockContext") -> tuple[DataFrame, dict[str, str]]:
-    return provider.peer_billing_features(ctx.base, min_peer_claims=ctx.param("min_peer_claims", 5)), provider.FEATURES
-
-
 @dataclass
 class BlockContext:
-    """What a feature block may read: typed tables, the medical header, the base rows, reference
-    tables and parameters (``features.*`` settings)."""
+    """What a feature block may read: typed tables, the medical header, the base rows and
+    parameters (``features.*`` settings). A block that cannot compute a feature on this feed
+    (e.g. no days_supply) leaves it null and names it in ``unavailable``."""
 
     spark: object
     tables: dict[str, DataFrame]
     header: DataFrame | None
     base: DataFrame
     params: dict
+    unavailable: list[str] = field(default_factory=list)
 
     def param(self, name: str, default):
         return self.params.get(name, default)
 
 
-# name -> builder(ctx) -> (frame keyed by claim_id[, claim_source], FEATURES). Order is join order.
-BLOCKS: dict[str, object] = {
-    "peer_billing": _peer_block,
-}
+# Feature blocks, in join order: each module ``claimsentry.features.<name>`` exposes
+# ``build(ctx: BlockContext) -> (frame keyed by claim_id + claim_source | None, {feature: description})``.
+BLOCKS: tuple[str, ...] = ("provider", "drg", "member", "duplicates", "pharmacy", "professional")
 
 
 def build_claim_features(spark, tables: dict[str, DataFrame], settings) -> FeatureSet:
     """Build ``claim_features`` from the gate's typed tables (medical_claim, eligibility, and
     pharmacy_claim when present), then apply the rules knowledge base."""
+    from claimsentry.features import rules as kb
+
     params = settings.section("features") if hasattr(settings, "section") else {}
     lines = tables["medical_claim"]
     header = medical_claim_header(lines)
-    bases = [medical_base(header, lines)]
+    base = medical_base(header, lines)
     if tables.get("pharmacy_claim") is not None:
-        bases.append(pharmacy_base(tables["pharmacy_claim"]))
-    base = bases[0] if len(bases) == 1 else bases[0].unionByName(bases[1])
+        base = base.unionByName(pharmacy_base(tables["pharmacy_claim"]))
     ctx = BlockContext(spark=spark, tables=tables, header=header, base=base, params=params)
     frames, descriptions = [], {}
-    for name, builder in BLOCKS.items():
-        frame, feats = builder(ctx)
-        if frame is None:
-            continue
-        frames.append(frame)
-        descriptions.update(feats)
+    for name in BLOCKS:
+        module = importlib.import_module(f"claimsentry.features.{name}")
+        frame, feats = module.build(ctx)
+        if frame is not None:
+            frames.append(frame)
+            descriptions.update(feats)
     features = join_blocks(base, frames)
-    feature_cols = list(descriptions)
-    rules_fn = RULES_HOOK.get("apply")
-    if rules_fn is not None:
-        features, rule_cols, rule_desc = rules_fn(features)
-        feature_cols += rule_cols
-        descriptions.update(rule_desc)
-    return FeatureSet(frame=features, feature_cols=feature_cols, descriptions=descriptions, header=header)
-
-
-RULES_HOOK: dict = {}
+    features, rule_cols, rule_desc = kb.apply_rules(features, kb.load_rules())
+    return FeatureSet(
+        frame=features,
+        feature_cols=list(descriptions) + rule_cols,
+        descriptions={**descriptions, **rule_desc},
+        unavailable=sorted(set(ctx.unavailable)),
+        header=header,
+    )

@@ -64,3 +64,8 @@ def peer_billing_features(claims: DataFrame, *, min_peer_claims: int = 5) -> Dat
         .join(providers, ["claim_source", "claim_type", "billing_npi"], "left")
         .select("claim_id", "claim_source", *FEATURES)
     )
+
+
+def build(ctx) -> tuple[DataFrame, dict[str, str]]:
+    """Feature block entry point (see ``features.assemble.BLOCKS``)."""
+    return peer_billing_features(ctx.base, min_peer_claims=int(ctx.param("min_peer_claims", 5))), FEATURES
