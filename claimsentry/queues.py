@@ -28,11 +28,15 @@ class QueueParams:
     recovery_rate: float = 1.0
     flag_score: float = 0.5
     max_reasons: int = 5
+    segment_by: str | None = None  # e.g. claim_source, payer, plan or a region column
+    segment_capacity: tuple[tuple[str, int], ...] = ()  # per segment value; others share claim_capacity
 
     @classmethod
     def from_settings(cls, settings) -> "QueueParams":
         section = settings.section("queue")
-        known = {k: section[k] for k in cls.__dataclass_fields__ if k in section}
+        known = {k: section[k] for k in cls.__dataclass_fields__ if k in section and section[k] is not None}
+        if "segment_capacity" in known:
+            known["segment_capacity"] = tuple(sorted((str(k), int(v)) for k, v in dict(known["segment_capacity"]).items()))
         return cls(**known)
 
 
@@ -51,10 +55,25 @@ def with_money(scored: DataFrame, params: QueueParams) -> DataFrame:
     )
 
 
-def select_claims(scored: DataFrame, params: QueueParams) -> DataFrame:
-    """The queued claims, best first, with ``rank`` 1..N (Spark; at most ``claim_capacity`` rows)."""
+def select_claims(scored: DataFrame, params: QueueParams, *, exclude: DataFrame | None = None) -> DataFrame:
+    """The queued claims, best first, with ``rank`` 1..N (Spark; at most ``claim_capacity`` rows).
+
+    ``exclude`` (claim_id, claim_source) removes claims already opened as cases by earlier runs.
+    With ``segment_by`` set, each listed segment value gets at most its own capacity (e.g. the
+    pharmacy team audits 50 a day, the hospital team 150); the queue as a whole stays within
+    ``claim_capacity``.
+    """
     order = [F.col("expected_recovery").desc(), F.col("score").desc(), F.col("claim_id"), F.col("claim_source")]
-    top = with_money(scored, params).where(F.col("score") >= params.min_score).orderBy(*order).limit(params.claim_capacity)
+    candidates = with_money(scored, params).where(F.col("score") >= params.min_score)
+    if exclude is not None:
+        candidates = candidates.join(exclude.select("claim_id", "claim_source"), ["claim_id", "claim_source"], "left_anti")
+    if params.segment_by and params.segment_capacity:
+        caps = F.create_map(*[x for k, v in params.segment_capacity for x in (F.lit(k), F.lit(v))])
+        seg = F.coalesce(F.col(params.segment_by).cast("string"), F.lit(""))
+        in_segment = F.row_number().over(Window.partitionBy(seg).orderBy(*order))
+        limit = F.coalesce(caps[seg], F.lit(params.claim_capacity))
+        candidates = candidates.withColumn("_seg_rank", in_segment).where(F.col("_seg_rank") <= limit).drop("_seg_rank")
+    top = candidates.orderBy(*order).limit(params.claim_capacity)
     return top.withColumn("rank", F.row_number().over(Window.orderBy(*order)))
 
 
@@ -117,6 +136,9 @@ def render_claim_queue(
         "prescriber_npi",
         "schemes",
         "model_version",
+        "case_id",
+        "run_date",
+        "rules_version",
     ]
     cols = [c for c in first if c in queued.columns]
     return queued[cols].sort_values("rank").reset_index(drop=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from claimsentry import __version__ as claimsentry_version
+from claimsentry import cases
+from claimsentry.queue_page import write_queue_page
 from claimsentry.errors import InputError
 from claimsentry.io import atomic_dir, write_csv_for_spreadsheets
 from claimsentry.queues import (
@@ -97,9 +100,10 @@ def run_score(
     with timings.stage("load_model"):
         bundle = load_champion(settings)  # fail fast, before any Spark work, when no model exists
     final_dir = Path(output_dir) / run_date.isoformat()
+    history = cases.history_dir(settings)
     with atomic_dir(final_dir) as staging:
         with timings.stage("validate"):
-            gate = run_gate(spark, input_dir, settings, as_of=run_date)
+            gate = run_gate(spark, input_dir, settings, as_of=run_date, checkpoint_dir=str(staging / "_accepted"))
             gate_summary = write_gate_artifacts(gate, staging)
         with timings.stage("features"):
             fs = build_claim_features(spark, gate.tables, settings)
@@ -112,11 +116,21 @@ def run_score(
             scored = spark.read.parquet(str(staging / "scored_claims"))
         rules = load_rules()
         with timings.stage("queues"):
-            claim_pdf = render_claim_queue(select_claims(scored, params).toPandas(), rules, params)
-            claim_pdf.insert(len(claim_pdf.columns), "run_date", run_date.isoformat())
+            prior = cases.queued_before(history, run_date)  # open or closed cases of earlier runs
+            exclude = spark.createDataFrame(
+                prior[["claim_id", "claim_source"]].astype(str), "claim_id string, claim_source string"
+            )
+            queued = select_claims(scored, params, exclude=exclude).toPandas()
+            queued["case_id"] = [cases.case_id(s, c) for s, c in zip(queued["claim_source"], queued["claim_id"])]
+            queued["run_date"] = run_date.isoformat()
+            queued["rules_version"] = cases.rules_version(rules)
+            claim_pdf = render_claim_queue(queued, rules, params)
             write_queue(claim_pdf, staging, "claim_queue", spark)
+            write_queue_page(claim_pdf, staging / "claim_queue.html", run_date=run_date.isoformat())
             provider_pdf = render_provider_queue(select_providers(scored, params).toPandas(), rules)
             write_queue(provider_pdf, staging, "provider_queue", spark)
+        if not settings.get("validation.keep_accepted", False):
+            shutil.rmtree(staging / "_accepted", ignore_errors=True)  # working copy of the typed input
         counts_by_source = {
             r["claim_source"]: r["count"] for r in scored.groupBy("claim_source").count().collect()
         }
@@ -130,12 +144,20 @@ def run_score(
             "data_quality": gate_summary,
             "scored_claims": counts_by_source,
             "features": {"count": len(fs.feature_cols), "unavailable": fs.unavailable},
-            "queues": {"claim_queue": len(claim_pdf), "provider_queue": len(provider_pdf)},
+            "queues": {
+                "claim_queue": len(claim_pdf),
+                "provider_queue": len(provider_pdf),
+                "skipped_prior_cases": len(prior),
+                "amount_at_risk": round(float(claim_pdf["amount_at_risk"].sum()), 2) if len(claim_pdf) else 0.0,
+                "expected_recovery": round(float(claim_pdf["expected_recovery"].sum()), 2) if len(claim_pdf) else 0.0,
+            },
+            "rules_version": cases.rules_version(rules),
             "queue_params": params.__dict__,
             "model": {"name": settings.get("mlflow.model_name"), "version": bundle.version},
             "timings_seconds": timings.seconds,
         }
         (staging / "run_summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    cases.record_queue(history, run_date, claim_pdf)  # after the run dir is in place
     return summary
 
 

@@ -1,0 +1,188 @@
+"""``claimsentry feedback --file F``: import auditors' dispositions, close cases, feed training.
+
+Input: a CSV (UTF-8, with or without BOM) with one row per audited case:
+
+| column | required | meaning |
+|---|---|---|
+| case_id | one of case_id / claim_id | the queue's case id (``CS-…``) |
+| claim_id | one of case_id / claim_id | the claim, when the case id is not at hand |
+| claim_source | with claim_id, unless the claim was queued | ``medical`` or ``pharmacy`` |
+| outcome | yes | ``confirmed`` (improper), ``partial`` (partly improper), ``cleared`` (proper) |
+| recovered_amount | no | dollars recovered, ≥ 0 |
+| outcome_date | yes | ``YYYY-MM-DD``, not in the future |
+| note | no | free text, stored, never logged |
+
+Every row is either accepted (stored under ``<history_dir>/dispositions/``) or rejected with its
+reason in ``<history_dir>/dispositions/rejected/`` and in the command's output — none is dropped.
+Importing the same file again replaces its own rows (idempotent). The next ``claimsentry train``
+reads accepted dispositions as labels (confirmed/partial → 1, cleared → 0).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from claimsentry import cases
+from claimsentry.errors import InputError
+
+log = logging.getLogger(__name__)
+
+CLAIM_SOURCES = {"medical", "pharmacy"}
+
+
+def _read(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise InputError(f"feedback file not found: {path}")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"feedback file is not UTF-8: {path}") from None
+    except pd.errors.EmptyDataError:
+        raise InputError(f"feedback file is empty: {path}") from None
+    except pd.errors.ParserError as exc:
+        raise InputError(f"feedback file is not a readable CSV ({str(exc).splitlines()[0]}): {path}") from None
+    frame.columns = [c.strip().lower() for c in frame.columns]
+    if "outcome" not in frame.columns or not ({"case_id", "claim_id"} & set(frame.columns)):
+        raise InputError(f"feedback file needs columns outcome and case_id or claim_id; found {list(frame.columns)}")
+    for col in ("case_id", "claim_id", "claim_source", "recovered_amount", "outcome_date", "note"):
+        if col not in frame.columns:
+            frame[col] = ""
+    return frame.apply(lambda s: s.str.strip())
+
+
+def check_rows(frame: pd.DataFrame, known: pd.DataFrame, today: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split feedback rows into accepted dispositions and rejected rows with every reason named.
+
+    ``known`` holds the queued cases (case_id, claim_id, claim_source); a row naming a case resolves
+    its claim from there, a row naming a claim finds its case there or derives the case id.
+    """
+    by_case = known.set_index("case_id")[["claim_id", "claim_source"]].to_dict("index")
+    by_claim: dict[str, list[dict]] = {}
+    for rec in known[["case_id", "claim_id", "claim_source"]].to_dict("records"):
+        by_claim.setdefault(rec["claim_id"], []).append(rec)
+
+    accepted, rejected = [], []
+    for i, rec in enumerate(frame.to_dict("records"), start=2):  # line 1 is the header
+        problems: list[str] = []
+        case, claim, source = rec["case_id"], rec["claim_id"], rec["claim_source"].lower()
+        if case:
+            hit = by_case.get(case)
+            if hit is None:
+                problems.append(f"unknown case_id {case!r}")
+            else:
+                if claim and claim != hit["claim_id"]:
+                    problems.append(f"case_id {case} belongs to another claim")
+                claim, source = hit["claim_id"], hit["claim_source"]
+        elif claim:
+            matches = [m for m in by_claim.get(claim, []) if not source or m["claim_source"] == source]
+            if len(matches) == 1:
+                case, source = matches[0]["case_id"], matches[0]["claim_source"]
+            elif source in CLAIM_SOURCES:
+                case = cases.case_id(source, claim)  # audited outside the queue: still a label
+            else:
+                problems.append("claim_id was never queued: give claim_source (medical or pharmacy)")
+        else:
+            problems.append("case_id and claim_id both empty")
+        if source and source not in CLAIM_SOURCES:
+            problems.append(f"claim_source {rec['claim_source']!r} is not medical or pharmacy")
+
+        outcome = rec["outcome"].lower()
+        if outcome not in cases.OUTCOMES:
+            problems.append(f"outcome {rec['outcome']!r} is not one of confirmed, partial, cleared")
+
+        outcome_date = None
+        try:
+            outcome_date = dt.date.fromisoformat(rec["outcome_date"])
+            if outcome_date > today:
+                problems.append(f"outcome_date {rec['outcome_date']} is in the future")
+        except ValueError:
+            problems.append(f"outcome_date {rec['outcome_date']!r} is not YYYY-MM-DD")
+
+        recovered = None
+        if rec["recovered_amount"]:
+            try:
+                recovered = float(rec["recovered_amount"].replace(",", "").lstrip("$"))
+                if not recovered >= 0:
+                    problems.append(f"recovered_amount {rec['recovered_amount']} is negative")
+            except ValueError:
+                problems.append(f"recovered_amount {rec['recovered_amount']!r} is not a number")
+        if outcome == "cleared" and recovered:
+            problems.append("a cleared case cannot have a recovered amount")
+
+        if problems:
+            rejected.append({**rec, "source_row": i, "reason": "; ".join(problems)})
+        else:
+            accepted.append(
+                {
+                    "case_id": case,
+                    "claim_id": claim,
+                    "claim_source": source,
+                    "outcome": outcome,
+                    "label": cases.OUTCOMES[outcome],
+                    "recovered_amount": recovered,
+                    "outcome_date": outcome_date.isoformat(),
+                    "note": rec["note"] or None,
+                    "source_row": i,
+                }
+            )
+    return (
+        pd.DataFrame(accepted, columns=[c for c in cases.DISPOSITION_COLUMNS if c != "source_file"]),
+        pd.DataFrame(rejected, columns=[*frame.columns, "source_row", "reason"]),
+    )
+
+
+def ingest_feedback(settings, file_path, *, today: dt.date | None = None) -> dict:
+    """Import one dispositions file. Returns counts and where accepted/rejected rows went."""
+    path = Path(file_path)
+    frame = _read(path)
+    root = cases.history_dir(settings)
+    known = cases.queued_before(root, dt.date.max)
+    accepted, rejected = check_rows(frame, known, today or dt.date.today())
+
+    file_key = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    out_dir = root / "dispositions"
+    (out_dir / "rejected").mkdir(parents=True, exist_ok=True)
+    accepted["source_file"] = path.name
+    accepted = accepted[cases.DISPOSITION_COLUMNS]
+    accepted_path = out_dir / f"{file_key}.parquet"
+    rejected_path = out_dir / "rejected" / f"{file_key}.csv"
+    if len(accepted):
+        tmp = accepted_path.with_suffix(".tmp")
+        accepted.to_parquet(tmp, index=False)
+        tmp.replace(accepted_path)
+    if len(rejected):
+        rejected.to_csv(rejected_path, index=False, encoding="utf-8-sig")
+    closed = set(accepted["case_id"]) & set(known["case_id"])
+    log.info("feedback %s: %d accepted, %d rejected", path.name, len(accepted), len(rejected))
+    return {
+        "file": str(path),
+        "rows": int(len(frame)),
+        "accepted": int(len(accepted)),
+        "rejected": int(len(rejected)),
+        "closed_cases": len(closed),
+        "accepted_path": str(accepted_path) if len(accepted) else None,
+        "rejected_path": str(rejected_path) if len(rejected) else None,
+        "rejections": rejected[["source_row", "reason"]].to_dict("records"),
+    }
+
+
+def configure_parser(parser) -> None:
+    parser.add_argument("--file", required=True, help="dispositions CSV: case_id or claim_id, outcome, outcome_date, ...")
+
+
+def run_from_cli(args, settings) -> int:
+    result = ingest_feedback(settings, args.file)
+    print(
+        f"{result['accepted']} of {result['rows']} dispositions accepted, {result['closed_cases']} cases closed, "
+        f"{result['rejected']} rejected"
+    )
+    for rej in result["rejections"][:20]:
+        print(f"  line {rej['source_row']}: {rej['reason']}")
+    if result["rejected_path"]:
+        print(f"rejected rows with reasons: {result['rejected_path']}")
+    return 1 if result["rejected"] and not result["accepted"] else 0
