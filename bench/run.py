@@ -1,0 +1,244 @@
+"""Benchmark: the full scoring pipeline on N generated claim lines, with each stage's ceiling.
+
+    python bench/run.py                      # sizes 1M, 5M, 10M claim lines (medical + pharmacy)
+    python bench/run.py --sizes 1000000      # one size
+    python bench/run.py --sizes 20000 --train-members 300   # smoke (what CI runs)
+
+For each size, in a fresh process (so memory figures are per size):
+  generate N lines -> ``run_score`` (gate, features, score with the champion, queues) and records
+  per-stage wall time, rows per second, peak driver memory (the Python driver's RSS and the JVM's
+  RSS; in local mode the JVM is both driver and executor) and the Spark configuration.
+Ceilings measured in the same process on the same data:
+  - raw Parquet scan: every column of the input read and hashed (what the gate cannot beat);
+  - raw XGBoost ``inplace_predict`` on the same feature matrix (what scoring cannot beat).
+A champion model is trained once per benchmark on a small generated set (not timed).
+
+Results: ``bench/results/<utc timestamp>.json`` and a Markdown table printed for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+RUN_DATE = dt.date(2026, 1, 1)
+
+
+class PeakMemory:
+    """Samples RSS of this process and of its child JVM every 0.2 s."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self.python_peak = 0
+        self.jvm_peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.python_peak = max(self.python_peak, self._proc.memory_info().rss)
+                jvm = sum(c.memory_info().rss for c in self._proc.children(recursive=True) if "java" in c.name())
+                self.jvm_peak = max(self.jvm_peak, jvm)
+            except Exception:  # a child exiting between listing and reading
+                pass
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _settings(data_dir: Path, extra: dict | None = None):
+    from claimsentry.config import load_settings
+
+    overrides = {"data_dir": str(data_dir), **(extra or {})}
+    return load_settings(None, overrides=overrides)
+
+
+def lines_per_member(train_summary: dict) -> float:
+    rows = train_summary["rows"]
+    return (rows["medical_claim"] + rows.get("pharmacy_claim", 0)) / train_summary["members"]
+
+
+def prepare_model(work: Path, train_members: int, seed: int) -> dict:
+    """Generate a small labelled set, train and register a champion. Returns generation stats."""
+    from claimsentry.generate import generate
+    from claimsentry.jobs.train import train_from_input
+    from claimsentry.spark import get_spark
+
+    settings = _settings(work / "state")
+    gen = generate(str(work / "train_input"), members=train_members, seed=seed)
+    gen["members"] = train_members
+    train_from_input(get_spark(settings), str(work / "train_input"), settings)
+    return gen
+
+
+def scan_ceiling(spark, input_dir: Path) -> dict:
+    """Rows per second of a full Parquet scan of the input (all columns hashed)."""
+    from pyspark.sql import functions as F
+
+    out = {}
+    for table in ("medical_claim", "pharmacy_claim"):
+        path = input_dir / table
+        if not path.exists():
+            continue
+        df = spark.read.parquet(str(path))
+        start = time.perf_counter()
+        rows = df.select(F.hash(*df.columns).alias("h")).agg(F.count("h"), F.sum("h")).collect()[0][0]
+        out[table] = {"rows": rows, "seconds": round(time.perf_counter() - start, 2)}
+    rows = sum(v["rows"] for v in out.values())
+    seconds = sum(v["seconds"] for v in out.values())
+    return {"rows": rows, "seconds": round(seconds, 2), "rows_per_second": round(rows / max(seconds, 1e-9))}
+
+
+def predict_ceiling(settings, run_dir: Path, max_rows: int = 2_000_000) -> dict:
+    """Rows per second of raw ``Booster.inplace_predict`` on the run's own feature matrix."""
+    import numpy as np
+    import pyarrow.dataset as ds
+
+    from claimsentry.models.registry import load_champion
+
+    bundle = load_champion(settings)
+    table = ds.dataset(str(run_dir / "scored_claims"), format="parquet").head(max_rows, columns=bundle.feature_cols)
+    matrix = np.column_stack([table.column(c).to_numpy(zero_copy_only=False).astype("float32") for c in bundle.feature_cols])
+    bundle.booster.inplace_predict(matrix[:1000])  # warm-up
+    start = time.perf_counter()
+    bundle.booster.inplace_predict(matrix)
+    seconds = time.perf_counter() - start
+    return {"rows": int(matrix.shape[0]), "seconds": round(seconds, 3), "rows_per_second": round(matrix.shape[0] / max(seconds, 1e-9))}
+
+
+def run_one(size: int, work: Path, members: int, seed: int) -> dict:
+    """One size, measured in this process (called in a child process by ``main``)."""
+    from claimsentry.generate import generate
+    from claimsentry.jobs.score import run_score
+    from claimsentry.spark import get_spark
+
+    settings = _settings(work / "state", {"queue": {"history_dir": str(work / f"cases_{size}")}})
+    input_dir, output_dir = work / f"input_{size}", work / f"output_{size}"
+    start = time.perf_counter()
+    gen = generate(str(input_dir), members=members, seed=seed + 1)
+    generate_seconds = round(time.perf_counter() - start, 1)
+    lines = gen["rows"]["medical_claim"] + gen["rows"].get("pharmacy_claim", 0)
+
+    spark = get_spark(settings)
+    with PeakMemory() as mem:
+        start = time.perf_counter()
+        summary = run_score(spark, str(input_dir), str(output_dir), RUN_DATE, settings)
+        total = time.perf_counter() - start
+    run_dir = output_dir / RUN_DATE.isoformat()
+    scan = scan_ceiling(spark, input_dir)
+    predict = predict_ceiling(settings, run_dir)
+    claims = sum(summary["scored_claims"].values())
+    stages = {}
+    for stage, seconds in summary["timings_seconds"].items():
+        unit_rows = claims if stage in ("score", "queues") else lines
+        stages[stage] = {"seconds": seconds, "rows": unit_rows, "rows_per_second": round(unit_rows / max(seconds, 1e-9))}
+    ceilings = {
+        "validate": {"ceiling": "parquet scan", "fraction": round(stages["validate"]["rows_per_second"] / scan["rows_per_second"], 3)},
+        "score": {"ceiling": "xgboost inplace_predict", "fraction": round(stages["score"]["rows_per_second"] / predict["rows_per_second"], 4)},
+        "end_to_end": {"ceiling": "parquet scan", "fraction": round((lines / total) / scan["rows_per_second"], 3)},
+    }
+    return {
+        "claim_lines": lines,
+        "claims": claims,
+        "members": members,
+        "generate_seconds": generate_seconds,
+        "total_seconds": round(total, 1),
+        "seconds_per_million_lines": round(total / (lines / 1e6), 1),
+        "stages": stages,
+        "ceilings": {"parquet_scan": scan, "xgboost_inplace_predict": predict, "fractions": ceilings},
+        "peak_memory_mb": {"python_driver": round(mem.python_peak / 2**20), "jvm": round(mem.jvm_peak / 2**20)},
+        "spark_conf": {k: v for k, v in spark.sparkContext.getConf().getAll() if k.startswith("spark.") and "id" not in k},
+        "queues": summary["queues"],
+    }
+
+
+def machine() -> dict:
+    import psutil
+
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "java": subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0],
+    }
+
+
+def markdown(results: dict) -> str:
+    head = "| claim lines | end to end (s) | s per 1M lines | validate | features | score | queues | peak Python RSS (MB) | peak JVM RSS (MB) | gate vs scan | score vs inplace_predict |\n"
+    head += "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    rows = []
+    for r in results["sizes"]:
+        s = r["stages"]
+        fr = r["ceilings"]["fractions"]
+        rows.append(
+            f"| {r['claim_lines']:,} | {r['total_seconds']} | {r['seconds_per_million_lines']} | {s['validate']['seconds']} | "
+            f"{s['features']['seconds']} | {s['score']['seconds']} | {s['queues']['seconds']} | {r['peak_memory_mb']['python_driver']} | "
+            f"{r['peak_memory_mb']['jvm']} | {fr['validate']['fraction']:.0%} | {fr['score']['fraction']:.1%} |"
+        )
+    return head + "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000000,5000000,10000000", help="comma-separated claim-line counts")
+    parser.add_argument("--train-members", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--work-dir", help="where generated data goes (default: a temp dir, removed after)")
+    parser.add_argument("--results-dir", default=str(ROOT / "results"))
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child-process mode: one size
+    parser.add_argument("--members", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.one:
+        print(json.dumps(run_one(args.one, Path(args.work_dir), args.members, args.seed)))
+        return 0
+
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    with tempfile.TemporaryDirectory(prefix="claimsentry-bench-") as tmp:
+        work = Path(args.work_dir or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        gen = prepare_model(work, args.train_members, args.seed)
+        per_member = lines_per_member(gen)
+        results = {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(), "lines_per_member": round(per_member, 1), "sizes": []}
+        for size in sizes:
+            members = max(50, round(size / per_member))
+            cmd = [sys.executable, __file__, "--one", str(size), "--members", str(members), "--work-dir", str(work), "--seed", str(args.seed)]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                sys.stderr.write(done.stderr[-4000:])
+                print(f"bench: size {size:,} failed (exit {done.returncode})", file=sys.stderr)
+                return 1
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            results["sizes"].append(result)
+            print(f"{result['claim_lines']:,} lines: {result['total_seconds']}s end to end, {result['seconds_per_million_lines']}s per 1M lines", flush=True)
+    out_dir = Path(args.results_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(markdown(results))
+    print(f"results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
