@@ -80,11 +80,16 @@ class Settings:
         return copy.deepcopy(self._tree)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "Settings":
-        """Dotted-path overrides (flags); ``None`` values mean "flag not given" and are skipped."""
+        """Dotted-path overrides (flags); ``None`` values mean "flag not given" and are skipped.
+        A mapping value is merged into the section it names, not swapped for it."""
         tree = copy.deepcopy(self._tree)
         for dotted, value in overrides.items():
-            if value is not None:
-                _set_path(tree, dotted, value)
+            if value is None:
+                continue
+            if isinstance(value, Mapping):
+                current = self.get(dotted)
+                value = _merge(current, value) if isinstance(current, Mapping) else value
+            _set_path(tree, dotted, value)
         return Settings(tree)
 
     # Paths derived from data_dir -------------------------------------------------------------

@@ -143,7 +143,7 @@ def run_score(
             "warnings": gate.warnings,
             "data_quality": gate_summary,
             "scored_claims": counts_by_source,
-            "features": {"count": len(fs.feature_cols), "unavailable": fs.unavailable},
+            "features": {"count": len(fs.feature_cols), "names": fs.feature_cols, "unavailable": fs.unavailable},
             "queues": {
                 "claim_queue": len(claim_pdf),
                 "provider_queue": len(provider_pdf),

@@ -45,7 +45,7 @@ def settings(tmp_path):
 
     return load_settings(
         environ={},
-        overrides={"data_dir": str(tmp_path / "data"), "spark.conf.spark.sql.shuffle.partitions": "4"},
+        overrides={"data_dir": str(tmp_path / "data")},
     )
 
 
@@ -54,3 +54,36 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared is not beside the repo")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def generated_claims(tmp_path_factory) -> Path:
+    """A small generated claims directory (contract tables, labels, truth), shared by the session."""
+    from claimsentry.generate import generate
+
+    out = tmp_path_factory.mktemp("generated") / "input"
+    generate(str(out), members=400, seed=5)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_settings(tmp_path_factory, spark, generated_claims):
+    """Settings whose MLflow store holds a champion trained on ``generated_claims``.
+
+    Tests that write queue history must point ``queue.history_dir`` at their own temp dir."""
+    from claimsentry.config import load_settings
+    from claimsentry.jobs.train import train_from_input
+
+    data_dir = tmp_path_factory.mktemp("trained") / "data"
+    settings = load_settings(environ={}, overrides={"data_dir": str(data_dir)})
+    train_from_input(spark, str(generated_claims), settings)
+    return settings
+
+
+def claimsentry_cli(*args: str, env: dict | None = None, cwd=None):
+    """Run the installed console command as a user would; returns CompletedProcess."""
+    import subprocess
+
+    exe = Path(sys.executable).with_name("claimsentry")
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=600)
