@@ -22,6 +22,7 @@ reason. Extract (CSV, explicit all-string schemas) -> transform (the two pure fu
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import re
@@ -520,7 +521,7 @@ def find_source_files(input_dir: str | Path) -> tuple[dict[str, Path], list[Path
     base = Path(input_dir)
     if not base.is_dir():
         raise InputError(f"input directory not found: {input_dir}")
-    csvs = sorted(p for p in base.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+    csvs = sorted(p for p in base.iterdir() if p.is_file() and p.name.lower().endswith((".csv", ".csv.gz")))
     beneficiaries: dict[str, Path] = {}
     for p in csvs:
         m = _BENE_FILE.search(p.name)
@@ -537,7 +538,8 @@ def find_source_files(input_dir: str | Path) -> tuple[dict[str, Path], list[Path
 
 
 def _header(path: Path) -> list[str]:
-    with path.open("r", encoding="utf-8-sig") as fh:
+    opener = gzip.open if path.suffix.lower() == ".gz" else open  # CMS ships the files zipped or plain
+    with opener(path, "rt", encoding="utf-8-sig") as fh:
         line = fh.readline().strip()
     if not line:
         raise InputError(f"{path.name}: empty file (no header row)")

@@ -1,0 +1,349 @@
+"""``claimsentry validate``: the data-quality gate.
+
+Extract: each contract table read raw (strings, ``claimsentry.io.read_raw``). Transform: type it,
+check every row against the table's suite (``expectations/<table>.json``, translated to Spark
+predicates by ``claimsentry.expectations.suites``) and split into accepted rows and quarantine rows.
+Load (``write_gate_artifacts``): quarantine Parquet, GE validation results JSON and Data Docs HTML.
+
+Severity levels:
+- a row that breaks a row rule goes to ``quarantine`` with every failing rule named;
+- a table-level break (table unreadable or blank, required column missing, no data rows, quarantined
+  share above ``validation.max_error_rate``, fewer accepted rows than ``validation.min_rows.<table>``)
+  raises ``GateFailed`` (one line) before anything is written;
+- warnings (unknown extra columns, mostly-empty optional columns, payment dates after the as-of
+  date) are reported, never blocking.
+
+Counts reconcile per table: read = accepted + quarantined. Only aggregates reach the driver.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+from pyspark.errors import AnalysisException
+
+from claimsentry import quality
+from claimsentry.errors import GateFailed, InputError
+from claimsentry.expectations import suites
+from claimsentry.io import atomic_dir, locate_table, read_raw
+from claimsentry.schemas import ALL_TABLES
+
+log = logging.getLogger(__name__)
+
+REQUIRED_TABLES = ("medical_claim", "eligibility")
+OPTIONAL_TABLES = ("pharmacy_claim", "labels", "provider_labels")
+QUARANTINE_SCHEMA = T.StructType([T.StructField(c, T.StringType()) for c in quality.QUARANTINE_COLUMNS])
+
+
+@dataclass
+class GateResult:
+    """The gate's output. ``tables``: accepted rows per table, typed per ``claimsentry.schemas``
+    (None when an optional table is absent). ``quarantine``: one row per rejected input row.
+    ``checked``: per table, every row read, typed, before the split (what GE validates)."""
+
+    tables: dict[str, DataFrame | None]
+    quarantine: DataFrame
+    counts: dict[str, dict[str, int]]
+    warnings: list[str]
+    missing_tables: list[str]
+    as_of: dt.date
+    checked: dict[str, DataFrame] = field(default_factory=dict)
+
+
+# --- Extract --------------------------------------------------------------------------------------
+
+
+def _read_table(spark: SparkSession, input_dir: str, name: str, *, required: bool, path: str | None = None):
+    """Raw frame, or None when an optional table is absent. Unreadable present tables are breaks."""
+    folder, table_name = input_dir, name
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise InputError(f"{name}: file not found: {path}")
+        stem = p.name
+        for suffix in (".csv.gz", ".csv", ".parquet"):
+            if stem.endswith(suffix):
+                stem = stem[: -len(suffix)]
+        if p.is_dir() and locate_table(str(p), name) is not None:
+            folder = str(p)
+        else:
+            folder, table_name = str(p.parent), stem
+        required = True
+    elif not Path(input_dir).is_dir() and "://" not in input_dir:
+        raise InputError(f"input directory not found: {input_dir}")
+    if locate_table(folder, table_name) is None:
+        if required:
+            raise InputError(f"{name}: no {name}.csv, {name}.parquet or {name}/ in {input_dir}")
+        return None
+    try:
+        return read_raw(spark, folder, table_name, required=True)
+    except InputError as err:  # present but unusable: a table-level break
+        raise GateFailed(str(err) if str(err).startswith(name) else f"{name}: {err}") from None
+    except Exception as exc:  # noqa: BLE001 - a file Spark cannot decode must still be one line
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise GateFailed(f"{name}: cannot read the table: {first}") from None
+
+
+# --- Transform ------------------------------------------------------------------------------------
+
+
+def check_table(
+    raw: DataFrame, name: str, *, as_of: dt.date, npi_stand_in_sources: tuple[str, ...] = ()
+) -> tuple[DataFrame, DataFrame, list, list[str]]:
+    """Checked and flagged frames for one table (see ``claimsentry.quality``), its warning checks and the
+    schema-level warnings. Raises GateFailed when a required column is missing.
+
+    ``npi_stand_in_sources``: ``data_source`` values whose provider ids are declared stand-ins, not
+    NPIs (DE-SynPUF carries CMS certification numbers): the NPI check-digit rules skip those rows."""
+    spec = ALL_TABLES[name]
+    suite = suites.load_suite(name)
+    # Names are lower-cased on read, so Parquet columns "Payer" and "payer" collide. (Spark itself
+    # renames a name repeated in a CSV header, payer -> payer<i>: those arrive as unknown columns.)
+    seen: set[str] = set()
+    doubled = sorted({c for c in raw.columns if c in seen or seen.add(c)})
+    if doubled:
+        raise GateFailed(f"{name}: column name{'s' if len(doubled) > 1 else ''} repeated: {', '.join(doubled)}")
+    missing = [c for c in suites.required_columns(suite) if c not in raw.columns]
+    if missing:
+        raise GateFailed(f"{name}: required column{'s' if len(missing) > 1 else ''} missing: {', '.join(missing)}")
+    warnings = []
+    extras = quality.extra_columns(raw.columns, spec)
+    if extras:
+        shown = ", ".join(extras[:10]) + (" ..." if len(extras) > 10 else "")
+        warnings.append(f"{name}: {len(extras)} unknown column(s) kept and ignored: {shown}")
+    checked = quality.type_table(raw, spec)
+    row_checks, group_checks = suites.compile_checks(
+        suite, checked.columns, as_of=as_of, npi_stand_in_sources=npi_stand_in_sources
+    )
+    if npi_stand_in_sources and any(c.rule == "npi_luhn" for c in row_checks):
+        warnings.append(
+            f"{name}: NPI check digits not checked for data_source {', '.join(npi_stand_in_sources)} "
+            "(declared provider-id stand-ins, validation.npi_stand_in_sources)"
+        )
+    flagged = quality.flag_rows(checked, row_checks, group_checks)
+    return checked, flagged, [c for c in row_checks if c.severity == "warning"], warnings
+
+
+def run_gate(
+    spark: SparkSession,
+    input_dir: str,
+    settings,
+    *,
+    as_of: dt.date,
+    checkpoint_dir: str | os.PathLike | None = None,
+    labels_path: str | None = None,
+    provider_labels_path: str | None = None,
+) -> GateResult:
+    """Validate every contract table in ``input_dir``. Raises GateFailed/InputError (one line) on a
+    table-level break, before anything is written. With ``checkpoint_dir``, the accepted typed
+    tables and the quarantine are written there as Parquet and the result reads them back."""
+    max_error_rate = float(settings.get("validation.max_error_rate", 0.25))
+    explicit = {"labels": labels_path, "provider_labels": provider_labels_path}
+    raws: dict[str, DataFrame | None] = {}
+    for name in (*REQUIRED_TABLES, *OPTIONAL_TABLES):
+        raws[name] = _read_table(
+            spark, str(input_dir), name, required=name in REQUIRED_TABLES, path=explicit.get(name)
+        )
+    missing_tables = [n for n, df in raws.items() if df is None]
+
+    flagged: dict[str, DataFrame] = {}
+    checked: dict[str, DataFrame] = {}
+    warnings: list[str] = []
+    warning_checks: dict[str, list] = {}
+    for name, raw in raws.items():
+        if raw is None:
+            continue
+        checked[name], flagged[name], warning_checks[name], w = check_table(
+            raw, name, as_of=as_of, npi_stand_in_sources=tuple(settings.get("validation.npi_stand_in_sources") or ())
+        )
+        warnings += w
+
+    counts: dict[str, dict[str, int]] = {}
+    for name, frame in flagged.items():
+        try:
+            c = quality.table_counts(frame, warning_checks[name])
+        except AnalysisException:
+            raise  # a plan error is a bug in a suite or in this code, not bad input
+        except Exception as exc:  # noqa: BLE001 - e.g. a truncated .csv.gz: one line, never a traceback
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise GateFailed(f"{name}: cannot read the table: {first}") from None
+        for check, n in zip(warning_checks[name], c.pop("_warning_counts")):
+            if c["read"] and n / c["read"] > 1.0 - check.mostly + 1e-12:
+                warnings.append(f"{name}: {n} of {c['read']} rows: {check.text}")
+        counts[name] = c
+        _table_breaks(name, c, settings, max_error_rate)
+
+    extras = {n: quality.extra_columns(raws[n].columns, ALL_TABLES[n]) for n in flagged}
+    tables: dict[str, DataFrame | None] = {
+        n: (quality.accepted_rows(flagged[n], ALL_TABLES[n], extras[n]) if n in flagged else None) for n in raws
+    }
+    parts = [quality.quarantine_rows(f, n) for n, f in flagged.items()]
+    quarantine = spark.createDataFrame([], QUARANTINE_SCHEMA)
+    for part in parts:
+        quarantine = quarantine.unionByName(part)
+
+    if checkpoint_dir is not None:
+        base = Path(checkpoint_dir)
+        for name, df in tables.items():
+            if df is not None:
+                df.write.mode("overwrite").parquet(str(base / name))
+                tables[name] = spark.read.parquet(str(base / name))
+        quarantine.write.mode("overwrite").parquet(str(base / "quarantine"))
+        quarantine = spark.read.parquet(str(base / "quarantine"))
+    for name, c in counts.items():
+        log.info("gate %s: read %d, accepted %d, quarantined %d", name, c["read"], c["accepted"], c["quarantined"])
+    return GateResult(tables, quarantine, counts, warnings, missing_tables, as_of, checked)
+
+
+def _table_breaks(name: str, c: dict, settings, max_error_rate: float) -> None:
+    """Raise GateFailed on a table-level break found in the counts."""
+    min_rows = int(settings.get(f"validation.min_rows.{name}", 0) or 0)
+    if c["read"] == 0 and min_rows > 0:
+        raise GateFailed(f"{name}: no data rows (header only or empty)")
+    if c["read"] and c["quarantined"] / c["read"] > max_error_rate:
+        raise GateFailed(
+            f"{name}: {c['quarantined']} of {c['read']} rows ({c['quarantined'] / c['read']:.0%}) failed validation, "
+            f"above validation.max_error_rate {max_error_rate:.0%}"
+        )
+    if c["accepted"] < min_rows:
+        raise GateFailed(f"{name}: {c['accepted']} accepted rows, fewer than validation.min_rows.{name} = {min_rows}")
+
+
+# --- GE validation and load -----------------------------------------------------------------------
+
+
+def ge_validate(checked: dict[str, DataFrame], *, as_of: dt.date) -> dict[str, object]:
+    """Run each table's GE suite on its checked Spark DataFrame (ephemeral context, no progress
+    bars). Returns GE ``ExpectationSuiteValidationResult`` per table."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    for logger_name in ["great_expectations", *logging.root.manager.loggerDict]:
+        if logger_name.startswith("great_expectations"):
+            logging.getLogger(logger_name).setLevel(logging.ERROR)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    source = context.data_sources.add_spark("claimsentry_gate")
+    results = {}
+    for name, df in checked.items():
+        # GE computes one Spark job per metric: read and type the table once, not once per metric.
+        df = df.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            asset = source.add_dataframe_asset(name)
+            batch_def = asset.add_batch_definition_whole_dataframe(f"{name}_whole")
+            batch = batch_def.get_batch(batch_parameters={"dataframe": df})
+            suite = suites.to_ge_suite(suites.load_suite(name), as_of=as_of)
+            results[name] = batch.validate(suite)
+        finally:
+            df.unpersist()
+    return results
+
+
+def _render_data_docs(results: dict, counts: dict, warnings: list[str], folder: Path) -> Path:
+    """GE's own validation-results page per table (``data_docs/<table>.html``) and an index page."""
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    pages = folder / "data_docs"
+    pages.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, res in results.items():
+        page = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(res))
+        (pages / f"{name}.html").write_text(page, encoding="utf-8")
+        st = res.statistics
+        c = counts.get(name, {})
+        rows.append(
+            f"<tr><td><a href='data_docs/{name}.html'>{name}</a></td><td>{c.get('read', '')}</td>"
+            f"<td>{c.get('accepted', '')}</td><td>{c.get('quarantined', '')}</td>"
+            f"<td>{st['successful_expectations']}/{st['evaluated_expectations']}</td>"
+            f"<td>{'passed' if res.success else 'rules broken (see page)'}</td></tr>"
+        )
+    warn = "".join(f"<li>{html.escape(w)}</li>" for w in warnings) or "<li>none</li>"
+    index = folder / "data_docs.html"
+    index.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>claimsentry data quality</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{border:1px solid #ccc;padding:4px 8px}"
+        "table{border-collapse:collapse}</style></head><body><h1>Data quality gate</h1>"
+        "<p>Rows breaking a row rule went to quarantine; per-table pages are Great Expectations "
+        "validation results on the typed rows as read.</p><table><tr><th>table</th><th>read</th>"
+        "<th>accepted</th><th>quarantined</th><th>expectations met</th><th>suite</th></tr>"
+        + "".join(rows)
+        + f"</table><h2>Warnings</h2><ul>{warn}</ul></body></html>",
+        encoding="utf-8",
+    )
+    return index
+
+
+def write_gate_artifacts(result: GateResult, run_dir: str | os.PathLike) -> dict:
+    """Write ``quarantine/`` (Parquet, always), ``data_quality/validation_results.json`` and
+    ``data_quality/data_docs.html`` into ``run_dir``. Returns the data-quality summary."""
+    run_dir = Path(run_dir)
+    result.quarantine.write.mode("overwrite").parquet(str(run_dir / "quarantine"))
+    dq = run_dir / "data_quality"
+    dq.mkdir(parents=True, exist_ok=True)
+    results = ge_validate(result.checked, as_of=result.as_of)
+    payload = {name: res.to_json_dict() for name, res in results.items()}
+    (dq / "validation_results.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    docs = _render_data_docs(results, result.counts, result.warnings, dq)
+    return {
+        "as_of": result.as_of.isoformat(),
+        "counts": result.counts,
+        "quarantined": sum(c["quarantined"] for c in result.counts.values()),
+        "missing_tables": result.missing_tables,
+        "warnings": result.warnings,
+        "suites": {
+            name: {"success": bool(res.success), **{k: res.statistics[k] for k in (
+                "evaluated_expectations", "successful_expectations", "unsuccessful_expectations", "success_percent")}}
+            for name, res in results.items()
+        },
+        "paths": {  # relative to the run directory (it is written in a staging folder, then renamed)
+            "quarantine": "quarantine",
+            "validation_results": "data_quality/validation_results.json",
+            "data_docs": str(docs.relative_to(run_dir)),
+        },
+    }
+
+
+# --- CLI ------------------------------------------------------------------------------------------
+
+
+def configure_parser(parser) -> None:
+    parser.add_argument("--input", required=True, help="claims directory (medical_claim, pharmacy_claim, eligibility)")
+    parser.add_argument("--output", required=True, help="folder for quarantine, data-quality results and run_summary.json")
+    parser.add_argument("--as-of", help="YYYY-MM-DD: dates after it are in the future (default: today)")
+
+
+def run_from_cli(args, settings) -> int:
+    from claimsentry.spark import get_spark
+
+    if args.as_of:
+        try:
+            as_of = dt.date.fromisoformat(args.as_of)
+        except ValueError:
+            raise InputError(f"--as-of must be YYYY-MM-DD, got {args.as_of!r}") from None
+    else:
+        as_of = dt.date.today()
+    if not Path(args.input).is_dir() and "://" not in args.input:
+        raise InputError(f"input directory not found: {args.input}")
+    spark = get_spark(settings)
+    with atomic_dir(args.output) as staging:
+        result = run_gate(spark, args.input, settings, as_of=as_of)
+        summary = write_gate_artifacts(result, staging)
+        run_summary = {"input_dir": str(args.input), "tables": result.counts, "data_quality": summary}
+        (staging / "run_summary.json").write_text(json.dumps(run_summary, indent=2, default=str), encoding="utf-8")
+    for name, c in result.counts.items():
+        print(f"{name}: read {c['read']:,}, accepted {c['accepted']:,}, quarantined {c['quarantined']:,}")
+    for w in result.warnings:
+        print(f"warning: {w}")
+    print(f"-> {args.output}")
+    return 0
