@@ -152,6 +152,7 @@ def run_score(
                 "expected_recovery": round(float(claim_pdf["expected_recovery"].sum()), 2) if len(claim_pdf) else 0.0,
             },
             "rules_version": cases.rules_version(rules),
+            "source_import": _source_import_report(input_dir),
             "queue_params": params.__dict__,
             "model": {"name": settings.get("mlflow.model_name"), "version": bundle.version},
             "timings_seconds": timings.seconds,
@@ -159,6 +160,20 @@ def run_score(
         (staging / "run_summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     cases.record_queue(history, run_date, claim_pdf)  # after the run dir is in place
     return summary
+
+
+def _source_import_report(input_dir: str) -> dict | None:
+    """Counts and decisions of the adapter that produced the input (e.g. ``import-synpuf``): the
+    source's oddities (negative payments, two-segment claims...) belong in the run's summary."""
+    path = Path(input_dir) / "import_report.json"
+    if "://" in str(input_dir) or not path.is_file():
+        return None
+    report = json.loads(path.read_text(encoding="utf-8"))
+    keep = {k: report[k] for k in ("source", "decisions") if k in report}
+    for table in ("medical_claim", "eligibility"):
+        if isinstance(report.get(table), dict) and "counts" in report[table]:
+            keep[table] = report[table]["counts"]
+    return keep
 
 
 def configure_parser(parser) -> None:
