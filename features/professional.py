@@ -1,10 +1,176 @@
-"""Feature block `professional` — placeholder until its issue lands (returns no features)."""
+"""Professional claim features: E/M level mix, units and charges against the code's distribution,
+same-day repeated codes (schemes ``em_upcoding``, ``excessive_units``, ``peer_outlier_billing``,
+``duplicate_billing``).
+
+Input: lines of ``medical_claim`` whose claim is professional (``ctx.header.claim_type``). Output
+grain: one row per professional medical claim (claim_id, claim_source='medical'); line values are
+aggregated to the claim by their maximum. Institutional claims get no row (left join: null).
+
+Peers: the contract carries no provider specialty, so a provider's E/M mix is compared with all
+other providers' pooled E/M lines; a code's units and charges with all lines of the same HCPCS code.
+Code distributions are ``percentile_approx`` aggregates; nothing is collected to the driver except
+one row saying which input columns are populated.
+"""
 
 from __future__ import annotations
 
-FEATURES: dict[str, str] = {}
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from claimsentry.features.pharmacy import populated_columns
+
+# Office/outpatient E/M visits (CPT): new patient 99201-99205 (99201 deleted in 2021, still in
+# older feeds), established patient 99211-99215. The highest levels: 99205 (new), 99215 (established).
+EM_CODES: tuple[str, ...] = ("99201", "99202", "99203", "99204", "99205", "99211", "99212", "99213", "99214", "99215")
+EM_HIGH_CODES: tuple[str, ...] = ("99205", "99215")
+
+FEATURES: dict[str, str] = {
+    "provider_em_high_share": "share of the provider's office E/M lines billed at the highest level (99205/99215)",
+    "provider_em_high_share_to_peers": "provider's highest-level E/M share / the same share over all other providers' E/M lines",
+    "units_to_code_p99": "highest units on a line of the claim / 99th percentile of units on lines of the same HCPCS code",
+    "charge_to_code_median": "highest charge per unit on a line of the claim / median charge per unit of the same HCPCS code",
+    "same_day_repeat_count": "most extra lines of one HCPCS code for the member on one service day (0 = no repeat)",
+}
+CONTEXT_COLUMNS: tuple[str, ...] = (
+    "peer_em_high_share",
+    "units_line_code",
+    "units_line_units",
+    "units_code_p99",
+    "charge_line_code",
+    "charge_per_unit",
+    "charge_code_median",
+    "repeat_code",
+)
+DEPENDS_ON: dict[str, tuple[str, ...]] = {
+    "hcpcs_code": tuple(FEATURES),
+    "service_unit_quantity": ("units_to_code_p99",),
+    "charge_amount": ("charge_to_code_median",),
+}
 
 
-def build(ctx):
+def professional_lines(lines: DataFrame, header: DataFrame) -> DataFrame:
+    """One row per line of a professional claim: claim_id, person_id, provider_npi (rendering,
+    else billing), service_date (line start, else claim start), hcpcs_code, units, charge_amount."""
+    prof = header.where(F.col("claim_type") == "professional").select("claim_id")
+    service_date = F.coalesce(
+        *[F.col(c) for c in ("claim_line_start_date", "claim_start_date") if c in lines.columns]
+    )
+    return lines.join(prof, "claim_id", "left_semi").select(
+        "claim_id",
+        "person_id",
+        F.coalesce(F.col("rendering_npi"), F.col("billing_npi")).alias("provider_npi"),
+        service_date.alias("service_date"),
+        F.upper(F.trim("hcpcs_code")).alias("hcpcs_code"),
+        F.col("service_unit_quantity").cast("double").alias("units"),
+        F.col("charge_amount").cast("double").alias("charge_amount"),
+    )
+
+
+def em_mix(lines: DataFrame, *, min_provider_em_lines: int = 20) -> DataFrame:
+    """One row per provider_npi with at least ``min_provider_em_lines`` office E/M lines: share at
+    the highest level, the pooled share of all other providers, and their ratio."""
+    em = lines.where(F.col("hcpcs_code").isin(*EM_CODES) & F.col("provider_npi").isNotNull())
+    per = em.groupBy("provider_npi").agg(
+        F.count(F.lit(1)).alias("_em"), F.sum(F.col("hcpcs_code").isin(*EM_HIGH_CODES).cast("int")).alias("_high")
+    )
+    totals = per.agg(F.sum("_em").alias("_tot_em"), F.sum("_high").alias("_tot_high"))
+    per = per.crossJoin(F.broadcast(totals)).where(F.col("_em") >= min_provider_em_lines)
+    share = F.col("_high") / F.col("_em")
+    peer = F.when(F.col("_tot_em") > F.col("_em"), (F.col("_tot_high") - F.col("_high")) / (F.col("_tot_em") - F.col("_em")))
+    return per.select(
+        "provider_npi",
+        share.alias("provider_em_high_share"),
+        peer.alias("peer_em_high_share"),
+        F.when(peer > 0, share / peer).alias("provider_em_high_share_to_peers"),
+    )
+
+
+def code_ratios(lines: DataFrame, *, min_code_lines: int = 20) -> DataFrame:
+    """Per line: units / p99 of the code's units and charge per unit / the code's median charge
+    per unit; null for codes with fewer than ``min_code_lines`` lines."""
+    per_unit = F.col("charge_amount") / F.when(F.col("units") > 0, F.col("units")).otherwise(F.lit(1.0))
+    lines = lines.withColumn("charge_per_unit", per_unit)
+    codes = lines.where(F.col("hcpcs_code").isNotNull()).groupBy("hcpcs_code").agg(
+        F.count(F.lit(1)).alias("_n"),
+        F.percentile_approx("units", 0.99, 10000).alias("_p99"),
+        F.percentile_approx("charge_per_unit", 0.5, 10000).alias("_median"),
+    )
+    enough = F.col("_n") >= min_code_lines
+    out = lines.join(codes, "hcpcs_code", "left")
+    return out.withColumn("units_code_p99", F.when(enough, F.col("_p99"))).withColumn(
+        "charge_code_median", F.when(enough, F.col("_median"))
+    ).select(
+        "*",
+        F.when(F.col("units_code_p99") > 0, F.col("units") / F.col("units_code_p99")).alias("_units_ratio"),
+        F.when(F.col("charge_code_median") > 0, F.col("charge_per_unit") / F.col("charge_code_median")).alias(
+            "_charge_ratio"
+        ),
+    )
+
+
+def professional_features(
+    lines: DataFrame,
+    header: DataFrame,
+    *,
+    unavailable: list[str] | tuple[str, ...] = (),
+    min_provider_em_lines: int = 20,
+    min_code_lines: int = 20,
+) -> DataFrame:
+    """One row per professional medical claim_id (claim_source 'medical'): ``FEATURES`` (doubles;
+    those in ``unavailable`` null) and ``CONTEXT_COLUMNS`` for reasons."""
+    prof = professional_lines(lines, header)
+    prof = code_ratios(prof, min_code_lines=min_code_lines)
+    repeat_w = Window.partitionBy("person_id", "service_date", "hcpcs_code")
+    prof = prof.withColumn(
+        "_repeats", F.when(F.col("hcpcs_code").isNotNull(), F.count(F.lit(1)).over(repeat_w) - 1)
+    ).join(em_mix(prof, min_provider_em_lines=min_provider_em_lines), "provider_npi", "left")
+    has_em = F.col("hcpcs_code").isin(*EM_CODES)
+    claims = prof.groupBy("claim_id").agg(
+        F.max(F.when(has_em, F.col("provider_em_high_share"))).alias("provider_em_high_share"),
+        F.max(F.when(has_em, F.col("provider_em_high_share_to_peers"))).alias("provider_em_high_share_to_peers"),
+        F.max(F.when(has_em, F.col("peer_em_high_share"))).alias("peer_em_high_share"),
+        F.max_by(F.struct("_units_ratio", "hcpcs_code", "units", "units_code_p99"), F.col("_units_ratio")).alias("_u"),
+        F.max_by(F.struct("_charge_ratio", "hcpcs_code", "charge_per_unit", "charge_code_median"), F.col("_charge_ratio")).alias("_c"),
+        F.max_by(F.struct(F.col("_repeats").cast("double").alias("n"), "hcpcs_code"), F.struct("_repeats", "hcpcs_code")).alias("_r"),
+    )
+    cols = {
+        "provider_em_high_share": F.col("provider_em_high_share"),
+        "provider_em_high_share_to_peers": F.col("provider_em_high_share_to_peers"),
+        "units_to_code_p99": F.col("_u._units_ratio"),
+        "charge_to_code_median": F.col("_c._charge_ratio"),
+        "same_day_repeat_count": F.col("_r.n"),
+    }
+    return claims.select(
+        "claim_id",
+        F.lit("medical").alias("claim_source"),
+        *[(F.lit(None).cast("double") if f in unavailable else cols[f].cast("double")).alias(f) for f in FEATURES],
+        "peer_em_high_share",
+        F.col("_u.hcpcs_code").alias("units_line_code"),
+        F.col("_u.units").alias("units_line_units"),
+        F.col("_u.units_code_p99").alias("units_code_p99"),
+        F.col("_c.hcpcs_code").alias("charge_line_code"),
+        F.col("_c.charge_per_unit").alias("charge_per_unit"),
+        F.col("_c.charge_code_median").alias("charge_code_median"),
+        F.when(F.col("_r.n") > 0, F.col("_r.hcpcs_code")).alias("repeat_code"),
+    )
+
+
+def build(ctx) -> tuple[DataFrame | None, dict[str, str]]:
     """Feature block entry point (see ``features.assemble.BLOCKS``)."""
-    return None, FEATURES
+    lines = ctx.tables.get("medical_claim")
+    if lines is None or ctx.header is None:
+        return None, FEATURES
+    populated = populated_columns(lines, list(DEPENDS_ON))
+    missing: list[str] = []
+    for column, feats in DEPENDS_ON.items():
+        if column not in populated:
+            missing += [f for f in feats if f not in missing]
+    ctx.unavailable.extend(f for f in missing if f not in ctx.unavailable)
+    frame = professional_features(
+        lines,
+        ctx.header,
+        unavailable=missing,
+        min_provider_em_lines=int(ctx.param("min_provider_em_lines", 20)),
+        min_code_lines=int(ctx.param("min_code_lines", 20)),
+    )
+    return frame, FEATURES
