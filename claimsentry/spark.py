@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -24,6 +25,9 @@ def get_spark(settings: Settings) -> SparkSession:
     builder = SparkSession.builder.appName(settings.get("spark.app_name", "claimsentry"))
     if "SPARK_SUBMIT_OPTS" not in os.environ and not os.environ.get("CLAIMSENTRY_UNDER_SPARK_SUBMIT"):
         builder = builder.master(settings.get("spark.master", "local[2]"))
+        # Local Python workers must run this interpreter (the one with pandas/xgboost), not the
+        # first python3 on PATH. On a cluster, spark-submit's own PYSPARK_PYTHON applies.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in (settings.get("spark.conf") or {}).items():
         builder = builder.config(key, str(value))
     spark = builder.getOrCreate()
