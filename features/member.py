@@ -1,10 +1,96 @@
-"""Feature block `member` — placeholder until its issue lands (returns no features)."""
+"""Services after death and outside enrollment (schemes ``service_after_death``, ``outside_enrollment``).
+
+Grain: the output is one row per (claim_id, claim_source), medical AND pharmacy claims, from the
+base rows (``features.assemble``). The service period of a medical claim is claim_date ..
+service_end_date (admission .. discharge for a stay); of a pharmacy claim the dispensing date
+(a supply that runs past the end of coverage was dispensed while covered).
+
+Eligibility (one row per enrollment span) is reduced to one row per person: the recorded death date
+(earliest, when spans disagree) and the member's enrollment spans merged where they overlap or touch.
+"""
 
 from __future__ import annotations
 
-FEATURES: dict[str, str] = {}
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+FEATURES: dict[str, str] = {
+    "days_after_death": (
+        "days from the member's recorded death date to the service date (0 if on or before it or no death"
+        " recorded; null if the member is not in eligibility)"
+    ),
+    "days_outside_enrollment": "days of the claim's service period not covered by any enrollment span of the member",
+}
+CONTEXT_COLUMNS = ("member_death_date", "service_period_days")
 
 
-def build(ctx):
+def merged_enrollment_spans(eligibility: DataFrame) -> DataFrame:
+    """One row per (person_id, merged span): enrollment spans that overlap or are contiguous
+    (next start <= previous end + 1 day) are merged into span_start_date .. span_end_date."""
+    spans = eligibility.where(F.col("enrollment_start_date").isNotNull() & F.col("enrollment_end_date").isNotNull())
+    order = Window.partitionBy("person_id").orderBy("enrollment_start_date", "enrollment_end_date")
+    prev_end = F.max("enrollment_end_date").over(order.rowsBetween(Window.unboundedPreceding, -1))
+    starts_new = (prev_end.isNull() | (F.col("enrollment_start_date") > F.date_add(prev_end, 1))).cast("int")
+    numbered = spans.withColumn("_new", starts_new).withColumn(
+        "_span_no", F.sum("_new").over(order.rowsBetween(Window.unboundedPreceding, 0))
+    )
+    return numbered.groupBy("person_id", "_span_no").agg(
+        F.min("enrollment_start_date").alias("span_start_date"), F.max("enrollment_end_date").alias("span_end_date")
+    ).drop("_span_no")
+
+
+def member_death_dates(eligibility: DataFrame) -> DataFrame:
+    """One row per person_id in eligibility: member_death_date (earliest recorded; null if none)."""
+    return eligibility.groupBy("person_id").agg(F.min("death_date").alias("member_death_date"))
+
+
+def member_features(claims: DataFrame, eligibility: DataFrame) -> DataFrame:
+    """One row per (claim_id, claim_source) of ``claims`` (claim_id, claim_source, person_id,
+    claim_date, service_end_date) with FEATURES and CONTEXT_COLUMNS.
+
+    ``days_outside_enrollment`` counts the claim's service days outside every merged span; a member
+    with no enrollment at all has every service day outside. ``days_after_death`` is null for a
+    member absent from eligibility (nothing known), 0 with no recorded death.
+    """
+    start = F.col("claim_date")
+    end = F.when(F.col("claim_source") == "pharmacy", start).otherwise(
+        F.greatest(start, F.coalesce(F.col("service_end_date"), start))
+    )
+    periods = claims.select("claim_id", "claim_source", "person_id", start.alias("_start"), end.alias("_end"))
+
+    spans = merged_enrollment_spans(eligibility)
+    overlap_days = F.datediff(F.least("_end", "span_end_date"), F.greatest("_start", "span_start_date")) + 1
+    covered = (
+        periods.join(spans, "person_id", "inner")
+        .where(overlap_days > 0)
+        .groupBy("claim_id", "claim_source")
+        .agg(F.sum(overlap_days).alias("_covered_days"))
+    )
+    deaths = member_death_dates(eligibility).withColumn("_known_member", F.lit(True))
+    service_period_days = F.datediff("_end", "_start") + 1
+    after_death = F.datediff("_start", "member_death_date")
+    return (
+        periods.join(covered, ["claim_id", "claim_source"], "left")
+        .join(deaths, "person_id", "left")
+        .select(
+            "claim_id",
+            "claim_source",
+            F.when(F.col("_known_member"), F.greatest(F.coalesce(after_death, F.lit(0)), F.lit(0)))
+            .cast("double")
+            .alias("days_after_death"),
+            F.when(F.col("_start").isNotNull(), service_period_days - F.coalesce(F.col("_covered_days"), F.lit(0)))
+            .cast("double")
+            .alias("days_outside_enrollment"),
+            "member_death_date",
+            service_period_days.cast("double").alias("service_period_days"),
+        )
+    )
+
+
+def build(ctx) -> tuple[DataFrame | None, dict[str, str]]:
     """Feature block entry point (see ``features.assemble.BLOCKS``)."""
-    return None, FEATURES
+    eligibility = ctx.tables.get("eligibility")
+    if eligibility is None:
+        ctx.unavailable.extend(FEATURES)
+        return None, FEATURES
+    return member_features(ctx.base, eligibility), FEATURES
