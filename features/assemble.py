@@ -146,10 +146,15 @@ def build_claim_features(spark, tables: dict[str, DataFrame], settings) -> Featu
     for name in BLOCKS:
         module = importlib.import_module(f"claimsentry.features.{name}")
         frame, feats = module.build(ctx)
+        descriptions.update(feats)
         if frame is not None:
             frames.append(frame)
-            descriptions.update(feats)
+        else:  # the feed lacks the block's table: same model inputs, all unknown
+            ctx.unavailable.extend(feats)
     features = join_blocks(base, frames)
+    absent = [f for f in descriptions if f not in features.columns]
+    if absent:
+        features = features.select("*", *[F.lit(None).cast("double").alias(f) for f in absent])
     features, rule_cols, rule_desc = kb.apply_rules(features, kb.load_rules())
     return FeatureSet(
         frame=features,

@@ -204,34 +204,12 @@ def _group_partition(batches: Iterator[pd.DataFrame], version: int) -> Iterator[
             yield pd.DataFrame(rows, columns=columns)
 
 
-def _group_rows(rows, version: int):
-    """RDD ``mapPartitions`` body (same contract as ``_group_partition``, row by row)."""
-    import msdrg
-
-    columns = [f.name for f in GROUPED_SCHEMA.fields]
-    with msdrg.MsdrgGrouper() as grouper, msdrg.MceEditor() as editor:
-        for row in rows:
-            out = group_one(grouper, editor, row.asDict(recursive=False), version)
-            yield tuple(out[c] for c in columns)
-
-
 def group_claims(claims: DataFrame, *, version: int = DEFAULT_GROUPER_VERSION) -> DataFrame:
     """Regroup every row of ``grouper_input`` (one row per claim_id in, one out) with msdrg, on the
-    executors: ``mapInPandas`` (Arrow batches), one grouper per partition.
-
-    When the Python UDF bridge is unusable (a PySpark Python package that does not match the
-    Spark JVM, e.g. ``pyspark-client`` 4.2 files over ``pyspark`` 4.3 jars: the
-    ``UserDefinedPythonFunction`` constructor is not found), the same per-partition function runs
-    through ``RDD.mapPartitions``, which does not use that bridge. Either way nothing is grouped
-    on the driver.
+    executors: ``mapInPandas`` (Arrow batches), one grouper per partition; nothing is grouped on
+    the driver.
     """
-    from py4j.protocol import Py4JError
-
-    try:
-        return claims.mapInPandas(lambda it: _group_partition(it, version), schema=GROUPED_SCHEMA)
-    except Py4JError:
-        rdd = claims.rdd.mapPartitions(lambda rows: _group_rows(rows, version))
-        return claims.sparkSession.createDataFrame(rdd, GROUPED_SCHEMA)
+    return claims.mapInPandas(lambda it: _group_partition(it, version), schema=GROUPED_SCHEMA)
 
 
 __all__ = [
