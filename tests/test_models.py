@@ -1,0 +1,374 @@
+"""Models: PU time split, XGBoost + calibration, anomaly score, registry/champion, Spark scoring."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+FEATURES = ["f_signal", "f_noise"]
+
+
+def synthetic_claims(n: int = 600, seed: int = 0, signal: float = 3.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Claim-grain features with a planted signal (fraud odds rise with f_signal) over 2024-2025;
+    half the claims audited (labels), the rest unaudited."""
+    rng = np.random.default_rng(seed)
+    days = rng.integers(0, 730, n)
+    f_signal = rng.normal(0, 1, n)
+    fraud = rng.random(n) < 1 / (1 + np.exp(-(-2.5 + signal * f_signal)))
+    pdf = pd.DataFrame(
+        {
+            "claim_id": [f"C{i:05d}" for i in range(n)],
+            "claim_source": np.where(rng.random(n) < 0.7, "medical", "pharmacy"),
+            "claim_date": [dt.date(2024, 1, 1) + dt.timedelta(days=int(d)) for d in days],
+            "billing_npi": [f"{1000000000 + int(k)}" for k in rng.integers(0, 30, n)],
+            "amount_paid": np.round(rng.gamma(2.0, 500.0, n), 2),
+            "peer_group": [f"drg:{int(k):03d}" for k in rng.integers(0, 3, n)],
+            "f_signal": f_signal,
+            "f_noise": rng.normal(0, 1, n),
+        }
+    )
+    pdf["claim_type"] = np.where(pdf["claim_source"] == "pharmacy", "pharmacy", "institutional")
+    pdf["fraud"] = fraud.astype(int)
+    audited = rng.random(n) < 0.5
+    labels = pdf.loc[audited, ["claim_id", "claim_source"]].assign(label=pdf.loc[audited, "fraud"].astype("int32"))
+    return pdf, labels.reset_index(drop=True)
+
+
+def _params(**over):
+    from claimsentry.models.dataset import model_params
+
+    p = model_params(None)
+    for k, v in over.items():
+        p[k] = {**p.get(k, {}), **v} if isinstance(v, dict) else v
+    return p
+
+
+# --- dataset: time split + PU -------------------------------------------------------------------
+
+
+def test_time_split_has_no_overlap_and_unaudited_never_becomes_clean(spark):
+    from pyspark.sql import functions as F
+
+    from claimsentry.models.dataset import build_training_data
+
+    pdf, labels = synthetic_claims(300, seed=1)
+    features = spark.createDataFrame(pdf.drop(columns=["fraud"]))
+    prov = spark.createDataFrame(
+        pd.DataFrame({"npi": ["1000000001", "1000000002"], "label": [1, 0], "label_date": [None, None]}),
+        "npi string, label int, label_date date",
+    )
+    params = _params(split={"valid_start": "2025-01-01", "test_start": "2025-07-01"}, pu={"unlabelled_sample_fraction": 0.5, "unlabelled_weight": 0.2})
+    td = build_training_data(features, spark.createDataFrame(labels), prov, params)
+    out = td.frame.toPandas()
+    assert len(out) == len(pdf) and out.set_index(["claim_id", "claim_source"]).index.is_unique
+    spans = out.groupby("period")["claim_date"].agg(["min", "max"])
+    assert spans.loc["train", "max"] < dt.date(2025, 1, 1) <= spans.loc["valid", "min"]
+    assert spans.loc["valid", "max"] < dt.date(2025, 7, 1) <= spans.loc["test", "min"]
+    # labels only where given
+    merged = out.merge(labels, on=["claim_id", "claim_source"], how="left", suffixes=("", "_given"))
+    assert (merged["label"].isna() == merged["label_given"].isna()).all()
+    audited = merged[merged["label_given"].notna()]
+    assert (audited["target"] == audited["label_given"]).all() and (audited["sample_weight"] == 1.0).all()
+    # unaudited: never label 0; drawn ones are target 0 with the documented weight, the rest unused
+    unaudited = out[out["label"].isna()]
+    drawn = unaudited[unaudited["pu_role"] == "unlabelled_negative"]
+    assert 0 < len(drawn) < len(unaudited)
+    assert (drawn["target"] == 0.0).all()
+    cleared = drawn["billing_npi"] == "1000000002"
+    assert (drawn.loc[~cleared, "sample_weight"] == 0.2).all() and (drawn.loc[cleared, "sample_weight"] == 1.0).all()
+    assert unaudited.loc[unaudited["pu_role"] == "unused", "target"].isna().all()
+    # a provider with a confirmed outcome never contributes unaudited negatives
+    assert not (drawn["billing_npi"] == "1000000001").any()
+    # deterministic draw
+    again = build_training_data(features, spark.createDataFrame(labels), prov, params).frame
+    assert again.where(F.col("pu_role") == "unlabelled_negative").count() == len(drawn)
+
+
+def test_split_by_fractions_and_degenerate_dates(spark):
+    from claimsentry.errors import InputError
+    from claimsentry.models.dataset import split_dates
+
+    pdf, _ = synthetic_claims(200, seed=2)
+    dates = split_dates(spark.createDataFrame(pdf.drop(columns=["fraud"])), valid_fraction=0.2, test_fraction=0.2)
+    share_test = (pdf["claim_date"] >= dates.test_start).mean()
+    assert 0.12 < share_test < 0.28 and dates.valid_start < dates.test_start
+    same_day = spark.createDataFrame(pd.DataFrame({"claim_date": [dt.date(2024, 1, 1)] * 5}))
+    with pytest.raises(InputError, match="validation period must start before"):
+        split_dates(same_day)
+
+
+# --- train / calibration / evaluate -------------------------------------------------------------
+
+
+def _pandas_split(pdf, labels):
+    df = pdf.merge(labels, on=["claim_id", "claim_source"], how="left")
+    df["target"] = df["label"].astype("float64")
+    df["sample_weight"] = 1.0
+    period = np.where(df["claim_date"] < dt.date(2025, 1, 1), "train", np.where(df["claim_date"] < dt.date(2025, 7, 1), "valid", "test"))
+    return {p: df[(period == p)].reset_index(drop=True) for p in ("train", "valid", "test")}
+
+
+def test_xgboost_learns_planted_signal_and_calibration_is_monotone():
+    from claimsentry.models import evaluate as E
+    from claimsentry.models import train as T
+
+    pdf, labels = synthetic_claims(1200, seed=3)
+    parts = _pandas_split(pdf, labels)
+    tr, va = (parts[p][parts[p]["target"].notna()] for p in ("train", "valid"))
+    booster, info = T.fit_booster(tr, va, FEATURES, _params()["xgboost"])
+    assert info["early_stopped_on_valid"] and info["best_iteration"] < 400
+    assert info["booster_params"]["scale_pos_weight"] > 1  # imbalance handled
+    test = parts["test"]
+    p_test = T.predict_model_score(booster, test, FEATURES, "classifier")
+    assert E.roc_auc(test["label"].to_numpy(dtype="float64"), p_test) > 0.8
+
+    p_valid = T.predict_model_score(booster, va, FEATURES, "classifier")
+    for method in ("isotonic", "platt"):
+        cal = T.fit_calibration(p_valid, va["target"].to_numpy(), method=method)
+        assert cal["method"] == method
+        grid = np.linspace(-0.5, 1.5, 501)
+        out = T.apply_calibration(grid, cal)
+        assert np.all(np.diff(out) >= -1e-12) and out.min() >= 0.0 and out.max() <= 1.0
+    assert T.fit_calibration(p_valid, np.zeros(len(p_valid)))["method"] == "identity"
+
+
+def test_queue_metrics_on_hand_computed_example():
+    from claimsentry.models.evaluate import held_out_metrics
+
+    # 10 claims, scores descending; truth positives at ranks 1, 2, 5; rank 3 unaudited
+    pdf = pd.DataFrame(
+        {
+            "score": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05],
+            "label": [1, 1, np.nan, 0, 1, 0, 0, np.nan, 0, 0],
+            "amount_paid": [100.0, 200.0, 50.0, 10.0, 700.0, 1, 1, 1, 1, 1],
+            "truth_scheme": ["a", "a", None, None, "b", None, None, None, None, None],
+        }
+    )
+    m = held_out_metrics(pdf, capacity=3, has_truth=False)
+    assert m["ground_truth"] == "audit_labels" and m["n_test"] == 10 and m["n_pos_test"] == 3
+    assert m["precision_at_capacity"] == 1.0  # 2 known in the top 3, both positive
+    assert m["recall_at_capacity"] == pytest.approx(2 / 3)
+    assert m["dollars_at_risk_captured_at_capacity"] == pytest.approx(300 / 1000)
+    assert m["lift_at_1pct"] == pytest.approx(1.0 / (3 / 8))
+    assert m["roc_auc"] == pytest.approx(14 / 15)  # one (positive, negative) pair of 15 misordered
+    assert m["pr_auc"] == pytest.approx((1 + 1 + 3 / 4) / 3)
+    t = held_out_metrics(pdf, capacity=3, has_truth=True)
+    assert t["ground_truth"] == "generator_truth" and t["per_scheme_recall"] == {"a": 1.0, "b": 0.0}
+    assert t["precision_at_capacity"] == pytest.approx(2 / 3)
+
+
+def test_blend_choice_reports_all_three_and_prefers_the_better():
+    from claimsentry.models.train import choose_blend
+
+    label = np.array([1, 0, 1, 0, np.nan, 0])
+    good = np.array([0.9, 0.1, 0.8, 0.2, 0.5, 0.3])
+    bad = np.array([0.1, 0.9, 0.2, 0.8, 0.5, 0.7])
+    c = choose_blend(good, bad, label, weights=[0, 0.5, 1])
+    assert c["winner"] == "xgb_only" and c["weight"] == 1.0 and c["xgb_only"] == 1.0 and c["anomaly_only"] < 0.6
+    c = choose_blend(bad, good, label, weights=[0, 0.5, 1])
+    assert c["winner"] == "anomaly_only" and c["weight"] == 0.0 and c["blend"] is not None
+
+
+# --- anomaly ------------------------------------------------------------------------------------
+
+
+def test_anomaly_score_ranks_planted_outliers_high_without_labels(spark):
+    from claimsentry.models.anomaly import anomaly_score, fit_anomaly
+
+    rng = np.random.default_rng(4)
+    n = 400
+    pdf = pd.DataFrame(
+        {
+            "claim_id": [f"A{i}" for i in range(n)],
+            "claim_source": "medical",
+            "peer_group": np.where(np.arange(n) % 2 == 0, "drg:470", "drg:871"),
+            # peers differ in level: 871 claims cost 10x more, so only a peer comparison is fair
+            "paid_ratio": rng.normal(1.0, 0.1, n) * np.where(np.arange(n) % 2 == 0, 1.0, 10.0),
+            "rule_flag": 0.0,
+        }
+    )
+    outliers = [0, 2, 4]  # drg:470 claims billed like drg:871 ones, plus a rule hit
+    pdf.loc[outliers, "paid_ratio"] = 5.0
+    pdf.loc[outliers, "rule_flag"] = 1.0
+    pdf.loc[10, "rule_flag"] = 1.0  # a few ordinary flags keep the flag's scale non-zero
+    pdf.loc[11, "rule_flag"] = 1.0
+    model = fit_anomaly(spark.createDataFrame(pdf), ["paid_ratio", "rule_flag"], {"min_peer_claims": 20, "top_n": 2})
+    import json
+
+    json.dumps(model)  # plain JSON
+    assert "medical|drg:470" in model["peers"]
+    score, z = anomaly_score(pdf, model)
+    assert ((score >= 0) & (score <= 1)).all()
+    top = set(np.argsort(-score, kind="stable")[:3])
+    assert top == set(outliers)
+    assert score[outliers].min() > 0.98 and np.median(score) < 0.7
+
+
+# --- scoring ------------------------------------------------------------------------------------
+
+
+def _tiny_bundle(pdf, labels, version="claimsentry-fraud/1", weight=1.0):
+    from claimsentry.models import train as T
+    from claimsentry.models.scoring import ModelBundle
+
+    df = pdf.merge(labels, on=["claim_id", "claim_source"], how="inner")
+    df["target"], df["sample_weight"] = df["label"].astype(float), 1.0
+    booster, _ = T.fit_booster(df, df.iloc[:0], FEATURES, {**_params()["xgboost"], "num_boost_round": 20})
+    anomaly = {
+        "feature_cols": FEATURES,
+        "peers": {"medical|__global__": {"f_signal": [0.0, 1.0], "f_noise": [0.0, 1.0]},
+                  "pharmacy|__global__": {"f_signal": [0.0, 1.0], "f_noise": [0.0, 1.0]}},
+        "z_cap": 10.0, "top_n": 1, "direction": "upper", "cdf": [0.0, 0.5, 1.0, 2.0],
+    }
+    cal = {"method": "isotonic", "x": [0.0, 0.5, 1.0], "y": [0.0, 0.3, 1.0]}
+    return ModelBundle(booster, FEATURES, cal, anomaly, weight, version)
+
+
+def test_score_claims_adds_columns_and_contributions_sum_to_margin(spark):
+    import xgboost as xgb
+
+    from claimsentry.models.scoring import score_claims
+
+    pdf, labels = synthetic_claims(200, seed=5)
+    bundle = _tiny_bundle(pdf, labels)
+    features = spark.createDataFrame(pdf.drop(columns=["fraud"]))
+    scored = score_claims(features, bundle, top_k=5)
+    assert scored.schema["contributions"].dataType.simpleString() == "array<struct<feature:string,contribution:double>>"
+    out = scored.toPandas().sort_values("claim_id").reset_index(drop=True)
+    assert len(out) == 200 and (out["model_version"] == "claimsentry-fraud/1").all()
+    assert out["score"].between(0, 1).all() and out["anomaly_score"].between(0, 1).all()
+    x = pdf.sort_values("claim_id").reset_index(drop=True)
+    dm = xgb.DMatrix(x[FEATURES].to_numpy(), feature_names=FEATURES)
+    margin = bundle.booster.predict(dm, output_margin=True)
+    full = bundle.booster.predict(dm, pred_contribs=True)
+    np.testing.assert_allclose(full.sum(axis=1), margin, rtol=1e-4, atol=1e-4)  # SHAP + bias = margin
+    for i in range(len(out)):
+        got = {c["feature"]: c["contribution"] for c in out.loc[i, "contributions"]}
+        want = {f: float(full[i, j]) for j, f in enumerate(FEATURES) if full[i, j] > 0}
+        assert got.keys() == want.keys()
+        for f in got:
+            assert got[f] == pytest.approx(want[f], rel=1e-5, abs=1e-6)
+    np.testing.assert_allclose(out["model_score"], bundle.booster.predict(dm), rtol=1e-5)
+
+
+def test_score_claims_missing_feature_is_one_line_error(spark):
+    from claimsentry.errors import InputError
+    from claimsentry.models.scoring import score_claims
+
+    pdf, labels = synthetic_claims(50, seed=6)
+    bundle = _tiny_bundle(pdf, labels)
+    with pytest.raises(InputError, match="missing from the claim features: f_noise"):
+        score_claims(spark.createDataFrame(pdf.drop(columns=["fraud", "f_noise"])), bundle)
+
+
+# --- registry -----------------------------------------------------------------------------------
+
+
+def test_load_champion_on_empty_store_raises_model_not_found(settings):
+    from claimsentry.errors import ModelNotFound
+    from claimsentry.models.registry import load_champion
+
+    with pytest.raises(ModelNotFound) as err:
+        load_champion(settings)
+    msg = str(err.value)
+    assert "\n" not in msg and "no champion model registered under 'claimsentry-fraud'" in msg
+    assert msg.endswith("run `claimsentry train` first") and settings.mlflow_tracking_uri in msg
+
+
+def test_champion_alias_moves_only_for_a_better_challenger(settings, tmp_path):
+    from claimsentry.models import registry as R
+
+    pdf, labels = synthetic_claims(120, seed=7)
+    art = tmp_path / "art"
+    (art / "evaluation").mkdir(parents=True)
+    (art / "evaluation" / "metrics.json").write_text("{}")
+
+    def register(challenger, champion_metric):
+        bundle = _tiny_bundle(pdf, labels)
+        exists = R.champion_version(settings) is not None
+        return R.log_and_register(
+            settings, bundle=bundle, params={"n": 1}, metrics={"pr_auc": challenger}, artifacts_dir=art,
+            input_example=pdf[FEATURES].head(3),
+            decide=lambda: R.promotion_decision(challenger, champion_metric, champion_exists=exists, margin=0.01, metric="pr_auc"),
+        )
+
+    first = register(0.50, None)
+    assert first["decision"] == "promoted" and R.champion_version(settings) == "1"
+    worse = register(0.505, 0.50)  # better, but by less than the margin
+    assert worse["decision"] == "kept_champion" and R.champion_version(settings) == "1"
+    assert worse["challenger_metric"] == 0.505 and worse["champion_metric"] == 0.50
+    better = register(0.60, 0.50)
+    assert better["decision"] == "promoted" and R.champion_version(settings) == "3"
+    champ = R.load_champion(settings)
+    assert champ.version == "claimsentry-fraud/3" and champ.feature_cols == FEATURES and champ.run_id == better["run_id"]
+    assert champ.calibration["method"] == "isotonic"
+
+    from mlflow import MlflowClient
+
+    c = MlflowClient(settings.mlflow_tracking_uri)
+    files = {a.path for a in c.list_artifacts(worse["run_id"])}
+    assert {"promotion.json", "evaluation", "bundle"} <= files
+
+
+def test_promotion_without_labels_never_replaces_a_champion():
+    from claimsentry.models.registry import promotion_decision
+
+    d = promotion_decision(float("nan"), 0.4, champion_exists=True, margin=0.0, metric="pr_auc")
+    assert d["decision"] == "kept_champion" and d["challenger_metric"] is None
+    assert promotion_decision(None, None, champion_exists=False, margin=0.1, metric="pr_auc")["promote"]
+
+
+# --- end to end on a synthetic feature frame -----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_train_from_features_end_to_end_logs_the_report_contract(spark, settings):
+    import json
+
+    from mlflow import MlflowClient
+
+    from claimsentry.jobs.train import train_from_features
+    from claimsentry.models.registry import load_champion
+    from claimsentry.models.scoring import score_claims
+
+    pdf, labels = synthetic_claims(800, seed=8)
+    features = spark.createDataFrame(pdf.drop(columns=["fraud"]))
+    truth = spark.createDataFrame(pdf.loc[pdf.fraud == 1, ["claim_id", "claim_source"]].assign(scheme="drg_upcoding"))
+    truth = truth.withColumnRenamed("scheme", "truth_scheme")
+    result = train_from_features(spark, features, FEATURES, settings, labels=spark.createDataFrame(labels), truth=truth)
+    assert result["decision"] == "promoted" and result["model_version"] == "claimsentry-fraud/1"
+    m = result["metrics"]
+    assert m["audit_labels"]["roc_auc"] > 0.8 and m["roc_auc"] > 0.8 and m["ground_truth"] == "generator_truth"
+    assert set(m["blend"]) >= {"xgb_only", "anomaly_only", "blend", "winner"}
+    assert "drg_upcoding" in m["per_scheme_recall"]
+    c = MlflowClient(settings.mlflow_tracking_uri)
+    run_files = {a.path for a in c.list_artifacts(result["run_id"], "evaluation")}
+    assert {f"evaluation/{n}" for n in ("metrics.json", "test_predictions.parquet", "feature_importance.json", "shap_sample.parquet")} <= run_files
+    assert {"features.json", "promotion.json", "data", "bundle"} <= {a.path for a in c.list_artifacts(result["run_id"])}
+    local = c.download_artifacts(result["run_id"], "evaluation/test_predictions.parquet")
+    preds = pd.read_parquet(local)
+    assert list(preds.columns) == ["claim_id", "claim_source", "claim_type", "claim_date", "label", "truth_scheme", "score", "model_score", "anomaly_score", "amount_paid", "billing_npi"]
+    assert json.loads(open(c.download_artifacts(result["run_id"], "promotion.json")).read())["decision"] == "promoted"
+    bundle = load_champion(settings)
+    assert bundle.version == "claimsentry-fraud/1"
+    assert score_claims(features, bundle).where("score < 0 or score > 1").count() == 0
+
+    # no labels at all: the anomaly score still produces a model; same scoring path
+    nolab = train_from_features(spark, features, FEATURES, settings)
+    assert nolab["metrics"]["model_kind"] == "anomaly_distilled"
+    assert nolab["decision"] == "kept_champion"  # its figure on audit labels is absent: never replaces
+
+
+@pytest.mark.slow
+def test_xgboost_spark_trains_in_local_mode(spark):
+    from claimsentry.models.dataset import build_training_data
+    from claimsentry.models.distributed import fit_spark
+
+    pdf, labels = synthetic_claims(300, seed=9)
+    td = build_training_data(spark.createDataFrame(pdf.drop(columns=["fraud"])), spark.createDataFrame(labels), None, _params())
+    booster, info = fit_spark(td.frame, FEATURES, {**_params()["xgboost"], "num_boost_round": 30}, scale_pos_weight=2.0)
+    assert info["distributed"] and booster.num_boosted_rounds() >= 1
+    assert booster.feature_names == FEATURES
