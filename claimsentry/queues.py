@@ -77,6 +77,11 @@ def select_claims(scored: DataFrame, params: QueueParams, *, exclude: DataFrame 
     return top.withColumn("rank", F.row_number().over(Window.orderBy(*order)))
 
 
+def _items(value) -> list:
+    """An array cell from pandas (None, list or numpy array) as a list."""
+    return [] if value is None else list(value)
+
+
 def claim_reasons(
     row: Mapping[str, Any],
     rules: Mapping[str, Mapping[str, Any]],
@@ -88,12 +93,15 @@ def claim_reasons(
     contributions rendered from per-feature templates. Features without a template are skipped,
     never shown by their raw name."""
     out: list[str] = []
-    hits = [rules[h] for h in (row.get("rule_hits") or []) if h in rules]
+    hits = [rules[h] for h in _items(row.get("rule_hits")) if h in rules]
     for rule in sorted(hits, key=lambda r: (SEVERITY_ORDER.get(r.get("severity"), 9), r["id"])):
         out.append(R.render(rule["reason"], row))
-    for contrib in row.get("contributions") or []:
+    for contrib in _items(row.get("contributions")):
         feature = contrib["feature"] if isinstance(contrib, Mapping) else contrib[0]
-        if feature.startswith("rule_") or feature not in templates:
+        value = contrib["contribution"] if isinstance(contrib, Mapping) else contrib[1]
+        if feature.startswith("rule_") or feature not in templates or not value > 0:
+            continue
+        if not R.renderable(templates[feature], row):  # a missing value is no checkable reason
             continue
         out.append(R.render(templates[feature], row))
     seen, unique = set(), []
@@ -117,7 +125,7 @@ def render_claim_queue(
         for rec in records
     ]
     queued["schemes"] = [
-        ", ".join(sorted({by_id[h]["scheme"] for h in (rec.get("rule_hits") or []) if h in by_id}))
+        ", ".join(sorted({by_id[h]["scheme"] for h in _items(rec.get("rule_hits")) if h in by_id}))
         for rec in records
     ]
     first = [
@@ -191,7 +199,7 @@ def render_provider_queue(providers: pd.DataFrame, rules: Iterable[Mapping[str, 
             f"{rec['flagged_claims']} of {rec['total_claims']} claims flagged "
             f"(${rec['amount_at_risk']:,.0f} at risk)"
         ]
-        hits = pd.Series([h for h in (rec.get("_hits") if rec.get("_hits") is not None else []) if h in by_id])
+        hits = pd.Series([h for h in _items(rec.get("_hits")) if h in by_id], dtype=object)
         for rule_id, n in hits.value_counts().head(3).items():
             parts.append(f"{by_id[rule_id]['name']} on {n} claim{'s' if n != 1 else ''}")
         reasons.append("; ".join(parts))

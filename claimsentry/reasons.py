@@ -41,6 +41,16 @@ def render(template: str, row: Mapping[str, Any]) -> str:
     return _FORMATTER.vformat(template, (), dict(row))
 
 
+def is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def renderable(template: str, row: Mapping[str, Any]) -> bool:
+    """True when every value the template shows is known: a reason with "n/a" in it tells the
+    auditor nothing they can check, so such a contribution is not shown."""
+    return all(not is_missing(row.get(name)) for name in template_fields(template))
+
+
 def template_fields(template: str) -> set[str]:
     """Column names a template reads."""
     return {f.split(".")[0].split("[")[0] for _, f, _, _ in string.Formatter().parse(template) if f}

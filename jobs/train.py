@@ -396,26 +396,31 @@ def train_from_input(
     from claimsentry.features.assemble import build_claim_features
     from claimsentry.jobs.validate import run_gate
 
-    gate = run_gate(
-        spark,
-        input_dir,
-        settings,
-        as_of=as_of or dt.date.today(),  # entry point: the run's as-of date
-        labels_path=labels_path,
-        provider_labels_path=provider_labels_path,
-    )
-    fs = build_claim_features(spark, gate.tables, settings)
-    result = train_from_features(
-        spark,
-        fs.frame,
-        fs.feature_cols,
-        settings,
-        labels=gate.tables.get("labels"),
-        provider_labels=gate.tables.get("provider_labels"),
-        truth=read_truth(spark, input_dir),
-        descriptions=fs.descriptions,
-        run_params={"input_dir": str(input_dir), "features_unavailable": ",".join(fs.unavailable) or "none"},
-    )
+    tmp_root = settings.data_dir / "tmp"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=tmp_root, prefix="gate-") as checkpoint:
+        # Accepted tables checkpointed as Parquet: features read typed rows, not the gate's lineage.
+        gate = run_gate(
+            spark,
+            input_dir,
+            settings,
+            as_of=as_of or dt.date.today(),  # entry point: the run's as-of date
+            checkpoint_dir=checkpoint,
+            labels_path=labels_path,
+            provider_labels_path=provider_labels_path,
+        )
+        fs = build_claim_features(spark, gate.tables, settings)
+        result = train_from_features(
+            spark,
+            fs.frame,
+            fs.feature_cols,
+            settings,
+            labels=gate.tables.get("labels"),
+            provider_labels=gate.tables.get("provider_labels"),
+            truth=read_truth(spark, input_dir),
+            descriptions=fs.descriptions,
+            run_params={"input_dir": str(input_dir), "features_unavailable": ",".join(fs.unavailable) or "none"},
+        )
     return result
 
 

@@ -51,3 +51,24 @@ def test_shipped_templates_parse():
     assert "paid_to_peer_median" in templates
     for feature, template in templates.items():
         R.template_fields(template)  # raises on a malformed template
+
+
+def test_contributions_of_unknown_values_are_not_shown_as_reasons():
+    from claimsentry.queues import claim_reasons
+
+    templates = {
+        "mme_per_day": "dose {mme_per_day:.0f} MME/day",
+        "los_to_gmlos": "stay {los_days:.0f} days vs {drg_gmlos_days:.1f} expected",
+    }
+    row = {
+        "mme_per_day": None,  # missing: XGBoost still gives it a contribution
+        "los_days": 9.0,
+        "drg_gmlos_days": 4.4,
+        "contributions": [
+            {"feature": "mme_per_day", "contribution": 0.9},
+            {"feature": "los_to_gmlos", "contribution": 0.5},
+        ],
+    }
+    assert claim_reasons(row, {}, templates) == ["stay 9 days vs 4.4 expected"]
+    row["drg_gmlos_days"] = float("nan")
+    assert claim_reasons(row, {}, templates) == []
