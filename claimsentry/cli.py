@@ -12,6 +12,8 @@ import importlib
 import logging
 import os
 import sys
+import time
+from pathlib import Path
 
 from claimsentry.errors import ClaimSentryError
 
@@ -61,10 +63,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _divert_native_stderr(data_dir: str | None) -> Path | None:
+    """Send file descriptor 2 (the JVM's Spark banners and log4j warnings, native libraries) to a
+    log file and keep Python's ``sys.stderr`` on the terminal, so the user sees claimsentry's own
+    messages — a failure is one line — and the noise is kept for diagnosis."""
+    try:
+        log_dir = Path(data_dir or os.environ.get("CLAIMSENTRY_DATA_DIR") or "data").expanduser() / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        path = log_dir / f"claimsentry-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+        terminal = os.dup(2)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 2)
+        os.close(fd)
+        sys.stderr = os.fdopen(terminal, "w", buffering=1)
+        return path
+    except OSError:  # read-only data dir: keep the noise rather than fail
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Console entry point. Called without ``argv`` (the installed ``claimsentry`` command), native
+    stderr is diverted to ``<data_dir>/logs/``; called with ``argv`` (tests, embedding), it is not."""
     _quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None and not args.verbose:
+        _divert_native_stderr(args.data_dir)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

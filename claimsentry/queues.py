@@ -205,5 +205,6 @@ def render_provider_queue(providers: pd.DataFrame, rules: Iterable[Mapping[str, 
         reasons.append("; ".join(parts))
     out = providers.drop(columns=["_hits"]).copy()
     out["reasons"] = reasons
-    cols = ["rank", "npi", "npi_role", "score", "flagged_claims", "total_claims", "amount_at_risk", "expected_recovery", "amount_paid", "reasons"]
+    # contract columns first, in the contract's order; then context
+    cols = ["rank", "npi", "score", "flagged_claims", "amount_at_risk", "reasons", "npi_role", "total_claims", "expected_recovery", "amount_paid"]
     return out[cols].sort_values("rank").reset_index(drop=True)

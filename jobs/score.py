@@ -87,8 +87,11 @@ def run_score(
     output_dir: str,
     run_date: dt.date,
     settings,
+    *,
+    bundle=None,
 ) -> dict:
-    """Score one run date. Returns the run summary (also written as run_summary.json)."""
+    """Score one run date. Returns the run summary (also written as run_summary.json).
+    ``bundle``: the champion, when the caller already loaded it."""
     from claimsentry.features.assemble import build_claim_features
     from claimsentry.features.rules import load_rules
     from claimsentry.jobs.validate import run_gate, write_gate_artifacts
@@ -98,7 +101,7 @@ def run_score(
     timings = Timings()
     params = QueueParams.from_settings(settings)
     with timings.stage("load_model"):
-        bundle = load_champion(settings)  # fail fast, before any Spark work, when no model exists
+        bundle = bundle or load_champion(settings)  # fail fast, before any Spark work, when no model exists
     final_dir = Path(output_dir) / run_date.isoformat()
     history = cases.history_dir(settings)
     with atomic_dir(final_dir) as staging:
@@ -188,8 +191,11 @@ def run_from_cli(args, settings) -> int:
     run_date = parse_run_date(args.run_date)
     if not Path(args.input).is_dir() and "://" not in args.input:
         raise InputError(f"input directory not found: {args.input}")
+    from claimsentry.models.registry import load_champion
+
+    bundle = load_champion(settings)  # no model: one line, before a JVM is started
     spark = get_spark(settings)
-    summary = run_score(spark, args.input, args.output, run_date, settings)
+    summary = run_score(spark, args.input, args.output, run_date, settings, bundle=bundle)
     print(
         f"scored {sum(summary['scored_claims'].values()):,} claims with {summary['model']['version']}; "
         f"claim queue {summary['queues']['claim_queue']}, provider queue {summary['queues']['provider_queue']} "

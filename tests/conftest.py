@@ -62,7 +62,7 @@ def generated_claims(tmp_path_factory) -> Path:
     from claimsentry.generate import generate
 
     out = tmp_path_factory.mktemp("generated") / "input"
-    generate(str(out), members=400, seed=5)
+    generate(str(out), members=300, seed=5)
     return out
 
 

@@ -304,7 +304,11 @@ def test_audit_feedback_dag_imports_inbox_and_fails_visibly_on_an_unreadable_fil
 def _xcom(dr, task_id: str):
     from airflow.models.xcom import XComModel
 
-    row = XComModel.get_many(run_id=dr.run_id, dag_ids=dr.dag_id, task_ids=task_id, key="return_value").first()
+    from airflow.utils.session import create_session
+
+    query = XComModel.get_many(run_id=dr.run_id, dag_ids=dr.dag_id, task_ids=task_id, key="return_value")
+    with create_session() as session:  # Airflow 3.3: get_many returns a SQLAlchemy Select
+        row = session.scalars(query).first()
     value = row.value
     return json.loads(value) if isinstance(value, str) else value
 

@@ -206,6 +206,15 @@ def test_anomaly_score_ranks_planted_outliers_high_without_labels(spark):
     assert top == set(outliers)
     assert score[outliers].min() > 0.98 and np.median(score) < 0.7
 
+    # an excluded feature is left out of the model entirely: the outliers' paid_ratio no longer counts
+    lean = fit_anomaly(spark.createDataFrame(pdf), ["paid_ratio", "rule_flag"],
+                       {"min_peer_claims": 20, "top_n": 2, "exclude_features": ["paid_ratio"]})
+    assert lean["feature_cols"] == ["rule_flag"]
+    assert all("paid_ratio" not in stats for stats in lean["peers"].values())
+    lean_score, lean_z = anomaly_score(pdf, lean)
+    assert lean_z.shape == (n, 1)
+    assert lean_score[outliers].min() == lean_score[10]  # same rule flag, nothing else to tell them apart
+
 
 # --- scoring ------------------------------------------------------------------------------------
 

@@ -175,8 +175,12 @@ def champion(settings, tmp_path, monkeypatch):
 
     (settings.data_dir / "mlflow").mkdir(parents=True)
     uri = settings.mlflow_tracking_uri
+    from mlflow.tracking._model_registry import utils as registry_utils
+
     monkeypatch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)  # restored after the test
+    monkeypatch.setattr(registry_utils, "_registry_uri", registry_utils._registry_uri)
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)  # an earlier training in this session may have pointed it elsewhere
     client = MlflowClient(tracking_uri=uri)
     exp_id = client.create_experiment("claimsentry", artifact_location=settings.mlflow_artifact_location)
 
