@@ -324,8 +324,10 @@ def pharmacy_features(
 def build(ctx) -> tuple[DataFrame | None, dict[str, str]]:
     """Feature block entry point (see ``features.assemble.BLOCKS``)."""
     rx = ctx.tables.get("pharmacy_claim")
-    if rx is None:
-        return None, FEATURES
+    if rx is None:  # medical-only feed: same columns (rules' reasons read the context ones), all null
+        from claimsentry.schemas import PHARMACY_CLAIM
+
+        rx = ctx.spark.createDataFrame([], PHARMACY_CLAIM.schema)
     missing = unavailable_features(populated_columns(rx, list(DEPENDS_ON)))
     ctx.unavailable.extend(f for f in missing if f not in ctx.unavailable)
     frame = pharmacy_features(

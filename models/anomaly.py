@@ -14,6 +14,10 @@ means more suspicious); z is capped at ``z_cap``. The claim's raw anomaly is the
 largest z-scores, and the published ``anomaly_score`` is its percentile among training claims
 (empirical CDF, ``quantiles`` points): 0.97 reads "more anomalous than 97 % of claims".
 
+``exclude_features`` (optional list) leaves features out of the anomaly score, e.g. volume features
+(``provider_claim_count``): a large hospital is far above its DRG peers on volume on every claim, which
+is size, not anomaly (DE-SynPUF sample 1: the top volume decile got 94 % of its claims above 0.5).
+
 The fitted model is plain JSON (medians, scales, quantiles): no pickled objects.
 """
 
@@ -64,6 +68,8 @@ def fit_anomaly(frame: DataFrame, feature_cols: list[str], params: Mapping[str, 
     """Fit the peer statistics and the score's empirical CDF on ``frame`` (claim grain; needs
     claim_source, peer_group and the feature columns). Returns a JSON-serialisable dict."""
     min_peer = int(params.get("min_peer_claims", 20))
+    excluded = set(params.get("exclude_features") or [])
+    feature_cols = [f for f in feature_cols if f not in excluded]
     peers: dict[str, dict] = {}
     for g in _group_stats(frame, ["claim_source"], feature_cols):
         peers[f"{g['claim_source']}|{GLOBAL}"] = g["stats"]
