@@ -94,12 +94,14 @@ def claim_reasons(
     never shown by their raw name."""
     out: list[str] = []
     hits = [rules[h] for h in _items(row.get("rule_hits")) if h in rules]
+    explained: set[str] = set()  # features a fired rule already states: no second sentence for them
     for rule in sorted(hits, key=lambda r: (SEVERITY_ORDER.get(r.get("severity"), 9), r["id"])):
         out.append(R.render(rule["reason"], row))
+        explained.update(rule.get("reads") or [])
     for contrib in _items(row.get("contributions")):
         feature = contrib["feature"] if isinstance(contrib, Mapping) else contrib[0]
         value = contrib["contribution"] if isinstance(contrib, Mapping) else contrib[1]
-        if feature.startswith("rule_") or feature not in templates or not value > 0:
+        if feature.startswith("rule_") or feature in explained or feature not in templates or not value > 0:
             continue
         if not R.renderable(templates[feature], row):  # a missing value is no checkable reason
             continue

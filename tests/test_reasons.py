@@ -72,3 +72,18 @@ def test_contributions_of_unknown_values_are_not_shown_as_reasons():
     assert claim_reasons(row, {}, templates) == ["stay 9 days vs 4.4 expected"]
     row["drg_gmlos_days"] = float("nan")
     assert claim_reasons(row, {}, templates) == []
+
+
+def test_a_feature_stated_by_a_fired_rule_is_not_repeated_from_the_model():
+    from claimsentry.queues import claim_reasons
+
+    rules = {"IP003": {"id": "IP003", "severity": "high", "reads": ["los_to_gmlos"], "reason": "stay {los_days:.0f} days, {los_to_gmlos:.1f}x expected"}}
+    templates = {"los_to_gmlos": "stay {los_days:.0f} days vs expected", "paid_to_peer_median": "paid {paid_to_peer_median:.1f}x peers"}
+    row = {
+        "los_days": 12.0,
+        "los_to_gmlos": 3.0,
+        "paid_to_peer_median": 2.5,
+        "rule_hits": ["IP003"],
+        "contributions": [{"feature": "los_to_gmlos", "contribution": 1.0}, {"feature": "paid_to_peer_median", "contribution": 0.4}],
+    }
+    assert claim_reasons(row, rules, templates) == ["stay 12 days, 3.0x expected", "paid 2.5x peers"]
