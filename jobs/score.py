@@ -75,7 +75,7 @@ def parse_run_date(text: str) -> dt.date:
         raise InputError(f"--run-date must be YYYY-MM-DD, got {text!r}") from None
 
 
-def write_queue(pdf, folder: Path, name: str, spark: SparkSession) -> None:
+def write_queue(pdf, folder: Path, name: str) -> None:
     """A queue as Parquet and as a spreadsheet-friendly CSV (bounded rows: pandas is fine)."""
     pdf.to_parquet(folder / f"{name}.parquet", index=False)
     write_csv_for_spreadsheets(pdf, folder / f"{name}.csv")
@@ -128,10 +128,10 @@ def run_score(
             queued["run_date"] = run_date.isoformat()
             queued["rules_version"] = cases.rules_version(rules)
             claim_pdf = render_claim_queue(queued, rules, params)
-            write_queue(claim_pdf, staging, "claim_queue", spark)
+            write_queue(claim_pdf, staging, "claim_queue")
             write_queue_page(claim_pdf, staging / "claim_queue.html", run_date=run_date.isoformat())
             provider_pdf = render_provider_queue(select_providers(scored, params).toPandas(), rules)
-            write_queue(provider_pdf, staging, "provider_queue", spark)
+            write_queue(provider_pdf, staging, "provider_queue")
         if not settings.get("validation.keep_accepted", False):
             shutil.rmtree(staging / "_accepted", ignore_errors=True)  # working copy of the typed input
         counts_by_source = {
