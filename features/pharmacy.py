@@ -328,7 +328,9 @@ def build(ctx) -> tuple[DataFrame | None, dict[str, str]]:
         from claimsentry.schemas import PHARMACY_CLAIM
 
         rx = ctx.spark.createDataFrame([], PHARMACY_CLAIM.schema)
-    missing = unavailable_features(populated_columns(rx, list(DEPENDS_ON)))
+        missing = list(FEATURES)
+    else:
+        missing = unavailable_features(populated_columns(rx, list(DEPENDS_ON)))
     ctx.unavailable.extend(f for f in missing if f not in ctx.unavailable)
     frame = pharmacy_features(
         rx,

@@ -190,10 +190,15 @@ def test_sparse_feed_leaves_dependent_features_null_and_names_them(spark):
     assert got["c4"]["controlled_fill"] == 1.0
 
 
-def test_no_pharmacy_table_gives_no_block(spark):
+def test_no_pharmacy_table_gives_empty_block_with_every_feature_unavailable(spark):
+    """A medical-only feed still yields the block's columns (rule reasons read them), no rows, all named unavailable."""
     rx = typed_frame(spark, PHARMACY_CLAIM, FILLS[:1])
     ctx = BlockContext(spark=spark, tables={"pharmacy_claim": None}, header=None, base=pharmacy_base(rx), params={})
-    assert pharmacy.build(ctx) == (None, pharmacy.FEATURES)
+    frame, features = pharmacy.build(ctx)
+    assert features == pharmacy.FEATURES
+    assert frame.count() == 0
+    assert set(pharmacy.FEATURES) <= set(frame.columns)
+    assert set(ctx.unavailable) == set(pharmacy.FEATURES)
 
 
 NDC_CASES = [
