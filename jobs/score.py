@@ -96,7 +96,7 @@ def run_score(
     from claimsentry.features.rules import load_rules
     from claimsentry.jobs.validate import run_gate, write_gate_artifacts
     from claimsentry.models.registry import load_champion
-    from claimsentry.models.scoring import score_claims
+    from claimsentry.models.scoring import explain_pandas, score_claims
 
     timings = Timings()
     params = QueueParams.from_settings(settings)
@@ -107,11 +107,12 @@ def run_score(
     with atomic_dir(final_dir) as staging:
         with timings.stage("validate"):
             gate = run_gate(spark, input_dir, settings, as_of=run_date, checkpoint_dir=str(staging / "_accepted"))
-            gate_summary = write_gate_artifacts(gate, staging)
+            gate_summary = write_gate_artifacts(gate, staging, ge_max_rows=settings.get("validation.ge_max_rows"))
         with timings.stage("features"):
             fs = build_claim_features(spark, gate.tables, settings)
         with timings.stage("score"):
-            scored = score_claims(fs.frame, bundle)
+            # No per-claim SHAP here: only the queued claims are explained (explain_pandas below).
+            scored = score_claims(fs.frame, bundle, top_k=0).drop("contributions")
             # Checkpoint through Parquet: queues read the written scores instead of recomputing.
             keep = [c for c in SCORED_COLUMNS if c in scored.columns]
             extra = [c for c in scored.columns if c not in keep]
@@ -123,7 +124,7 @@ def run_score(
             exclude = spark.createDataFrame(
                 prior[["claim_id", "claim_source"]].astype(str), "claim_id string, claim_source string"
             )
-            queued = select_claims(scored, params, exclude=exclude).toPandas()
+            queued = explain_pandas(select_claims(scored, params, exclude=exclude).toPandas(), bundle)
             queued["case_id"] = [cases.case_id(s, c) for s, c in zip(queued["claim_source"], queued["claim_id"])]
             queued["run_date"] = run_date.isoformat()
             queued["rules_version"] = cases.rules_version(rules)

@@ -125,10 +125,10 @@ def validate_partition(
         return json.loads(json.dumps(out | {"run_date": day.isoformat(), "gate_dir": gate_dir}, default=str))
 
     if _is_uri(gate_dir):
-        out = headline(write_gate_artifacts(result, gate_dir))
+        out = headline(write_gate_artifacts(result, gate_dir, ge_max_rows=settings.get("validation.ge_max_rows")))
     else:
         with atomic_dir(gate_dir) as staging:
-            out = headline(write_gate_artifacts(result, staging))
+            out = headline(write_gate_artifacts(result, staging, ge_max_rows=settings.get("validation.ge_max_rows")))
             _write_json(staging / "gate_summary.json", out)
     log.info("gate passed for %s: %s", day, json.dumps(out["counts"], default=str))
     return out

@@ -23,11 +23,13 @@ import html
 import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.errors import AnalysisException
 
@@ -144,8 +146,9 @@ def run_gate(
     provider_labels_path: str | None = None,
 ) -> GateResult:
     """Validate every contract table in ``input_dir``. Raises GateFailed/InputError (one line) on a
-    table-level break, before anything is written. With ``checkpoint_dir``, the accepted typed
-    tables and the quarantine are written there as Parquet and the result reads them back."""
+    table-level break, before anything is written. With ``checkpoint_dir``, each table's checked
+    rows and their rule failures are written there once as Parquet (``<table>/``) and every
+    result frame reads that copy; without it they are persisted in Spark's cache."""
     max_error_rate = float(settings.get("validation.max_error_rate", 0.25))
     explicit = {"labels": labels_path, "provider_labels": provider_labels_path}
     raws: dict[str, DataFrame | None] = {}
@@ -167,15 +170,17 @@ def run_gate(
         )
         warnings += w
 
+    # One pass over each input: the flagged frame (typed row + every failing rule) is materialised
+    # once, as Parquet in ``checkpoint_dir`` or else persisted; counts, accepted rows, quarantine and
+    # the GE validation all read that copy instead of re-reading and re-checking the raw input.
+    base = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    for name in list(flagged):
+        flagged[name] = _materialise(spark, flagged[name], name, None if base is None else base / name)
+        checked[name] = flagged[name].drop(quality.REASON)
+
     counts: dict[str, dict[str, int]] = {}
     for name, frame in flagged.items():
-        try:
-            c = quality.table_counts(frame, warning_checks[name])
-        except AnalysisException:
-            raise  # a plan error is a bug in a suite or in this code, not bad input
-        except Exception as exc:  # noqa: BLE001 - e.g. a truncated .csv.gz: one line, never a traceback
-            first = (str(exc).strip().splitlines() or [""])[0][:200]
-            raise GateFailed(f"{name}: cannot read the table: {first}") from None
+        c = quality.table_counts(frame, warning_checks[name])
         for check, n in zip(warning_checks[name], c.pop("_warning_counts")):
             if c["read"] and n / c["read"] > 1.0 - check.mostly + 1e-12:
                 warnings.append(f"{name}: {n} of {c['read']} rows: {check.text}")
@@ -186,22 +191,29 @@ def run_gate(
     tables: dict[str, DataFrame | None] = {
         n: (quality.accepted_rows(flagged[n], ALL_TABLES[n], extras[n]) if n in flagged else None) for n in raws
     }
-    parts = [quality.quarantine_rows(f, n) for n, f in flagged.items()]
     quarantine = spark.createDataFrame([], QUARANTINE_SCHEMA)
-    for part in parts:
-        quarantine = quarantine.unionByName(part)
-
-    if checkpoint_dir is not None:
-        base = Path(checkpoint_dir)
-        for name, df in tables.items():
-            if df is not None:
-                df.write.mode("overwrite").parquet(str(base / name))
-                tables[name] = spark.read.parquet(str(base / name))
-        quarantine.write.mode("overwrite").parquet(str(base / "quarantine"))
-        quarantine = spark.read.parquet(str(base / "quarantine"))
+    for n, f in flagged.items():
+        quarantine = quarantine.unionByName(quality.quarantine_rows(f, n))
     for name, c in counts.items():
         log.info("gate %s: read %d, accepted %d, quarantined %d", name, c["read"], c["accepted"], c["quarantined"])
     return GateResult(tables, quarantine, counts, warnings, missing_tables, as_of, checked)
+
+
+def _materialise(spark: SparkSession, frame: DataFrame, name: str, path: Path | None) -> DataFrame:
+    """Compute ``frame`` once: write it to ``path`` and read it back, or persist it when there is no
+    path. A file Spark cannot decode (e.g. a truncated .csv.gz) is a one-line GateFailed."""
+    try:
+        if path is None:
+            frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+            frame.count()
+            return frame
+        frame.write.mode("overwrite").parquet(str(path))
+        return spark.read.parquet(str(path))
+    except AnalysisException:
+        raise  # a plan error is a bug in a suite or in this code, not bad input
+    except Exception as exc:  # noqa: BLE001 - never a traceback for unreadable input
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise GateFailed(f"{name}: cannot read the table: {first}") from None
 
 
 def _table_breaks(name: str, c: dict, settings, max_error_rate: float) -> None:
@@ -221,9 +233,28 @@ def _table_breaks(name: str, c: dict, settings, max_error_rate: float) -> None:
 # --- GE validation and load -----------------------------------------------------------------------
 
 
-def ge_validate(checked: dict[str, DataFrame], *, as_of: dt.date) -> dict[str, object]:
+def ge_sample(df: DataFrame, rows: int, max_rows: int | None) -> tuple[DataFrame, bool]:
+    """``df`` itself when it has at most ``max_rows`` rows (or no limit is set), else a deterministic
+    ~``max_rows`` sample chosen by a hash of each row's raw content (same input, same sample)."""
+    if not max_rows or rows <= max_rows:
+        return df, False
+    buckets = 1_000_000
+    keep = max(1, int(buckets * max_rows / rows))
+    return df.where(F.pmod(F.xxhash64(F.col(quality.ROW_CONTENT)), F.lit(buckets)) < keep), True
+
+
+def ge_validate(
+    checked: dict[str, DataFrame],
+    *,
+    as_of: dt.date,
+    counts: dict[str, dict[str, int]] | None = None,
+    max_rows: int | None = None,
+) -> tuple[dict[str, object], dict[str, bool]]:
     """Run each table's GE suite on its checked Spark DataFrame (ephemeral context, no progress
-    bars). Returns GE ``ExpectationSuiteValidationResult`` per table."""
+    bars). Returns GE ``ExpectationSuiteValidationResult`` per table and, per table, whether GE saw
+    a sample: above ``max_rows`` rows (``validation.ge_max_rows``) GE validates a deterministic
+    sample, because it runs one Spark job per metric. The row rules themselves are enforced by the
+    gate's Spark predicates on every row either way; the sample only bounds the report's cost."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -234,9 +265,11 @@ def ge_validate(checked: dict[str, DataFrame], *, as_of: dt.date) -> dict[str, o
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     source = context.data_sources.add_spark("claimsentry_gate")
-    results = {}
+    results, sampled = {}, {}
     for name, df in checked.items():
-        # GE computes one Spark job per metric: read and type the table once, not once per metric.
+        rows = (counts or {}).get(name, {}).get("read", 0)
+        df, sampled[name] = ge_sample(df, rows, max_rows)
+        # GE computes one Spark job per metric: read the table once, not once per metric.
         df = df.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             asset = source.add_dataframe_asset(name)
@@ -246,10 +279,10 @@ def ge_validate(checked: dict[str, DataFrame], *, as_of: dt.date) -> dict[str, o
             results[name] = batch.validate(suite)
         finally:
             df.unpersist()
-    return results
+    return results, sampled
 
 
-def _render_data_docs(results: dict, counts: dict, warnings: list[str], folder: Path) -> Path:
+def _render_data_docs(results: dict, counts: dict, warnings: list[str], folder: Path, sampled: dict) -> Path:
     """GE's own validation-results page per table (``data_docs/<table>.html``) and an index page."""
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
@@ -265,7 +298,8 @@ def _render_data_docs(results: dict, counts: dict, warnings: list[str], folder: 
         rows.append(
             f"<tr><td><a href='data_docs/{name}.html'>{name}</a></td><td>{c.get('read', '')}</td>"
             f"<td>{c.get('accepted', '')}</td><td>{c.get('quarantined', '')}</td>"
-            f"<td>{st['successful_expectations']}/{st['evaluated_expectations']}</td>"
+            f"<td>{st['successful_expectations']}/{st['evaluated_expectations']}"
+            f"{' (on a sample)' if sampled.get(name) else ''}</td>"
             f"<td>{'passed' if res.success else 'rules broken (see page)'}</td></tr>"
         )
     warn = "".join(f"<li>{html.escape(w)}</li>" for w in warnings) or "<li>none</li>"
@@ -275,7 +309,8 @@ def _render_data_docs(results: dict, counts: dict, warnings: list[str], folder: 
         "<style>body{font-family:sans-serif;margin:2em}td,th{border:1px solid #ccc;padding:4px 8px}"
         "table{border-collapse:collapse}</style></head><body><h1>Data quality gate</h1>"
         "<p>Rows breaking a row rule went to quarantine; per-table pages are Great Expectations "
-        "validation results on the typed rows as read.</p><table><tr><th>table</th><th>read</th>"
+        "validation results on the typed rows as read (on a deterministic sample of large tables, "
+        "validation.ge_max_rows; the row rules are applied to every row either way).</p><table><tr><th>table</th><th>read</th>"
         "<th>accepted</th><th>quarantined</th><th>expectations met</th><th>suite</th></tr>"
         + "".join(rows)
         + f"</table><h2>Warnings</h2><ul>{warn}</ul></body></html>",
@@ -284,17 +319,18 @@ def _render_data_docs(results: dict, counts: dict, warnings: list[str], folder: 
     return index
 
 
-def write_gate_artifacts(result: GateResult, run_dir: str | os.PathLike) -> dict:
+def write_gate_artifacts(result: GateResult, run_dir: str | os.PathLike, *, ge_max_rows: int | None = None) -> dict:
     """Write ``quarantine/`` (Parquet, always), ``data_quality/validation_results.json`` and
-    ``data_quality/data_docs.html`` into ``run_dir``. Returns the data-quality summary."""
+    ``data_quality/data_docs.html`` into ``run_dir``. Returns the data-quality summary.
+    ``ge_max_rows``: see ``ge_validate`` (``validation.ge_max_rows``)."""
     run_dir = Path(run_dir)
     result.quarantine.write.mode("overwrite").parquet(str(run_dir / "quarantine"))
     dq = run_dir / "data_quality"
     dq.mkdir(parents=True, exist_ok=True)
-    results = ge_validate(result.checked, as_of=result.as_of)
-    payload = {name: res.to_json_dict() for name, res in results.items()}
+    results, sampled = ge_validate(result.checked, as_of=result.as_of, counts=result.counts, max_rows=ge_max_rows)
+    payload = {name: {**res.to_json_dict(), "claimsentry_sampled": sampled[name]} for name, res in results.items()}
     (dq / "validation_results.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-    docs = _render_data_docs(results, result.counts, result.warnings, dq)
+    docs = _render_data_docs(results, result.counts, result.warnings, dq, sampled)
     return {
         "as_of": result.as_of.isoformat(),
         "counts": result.counts,
@@ -302,7 +338,7 @@ def write_gate_artifacts(result: GateResult, run_dir: str | os.PathLike) -> dict
         "missing_tables": result.missing_tables,
         "warnings": result.warnings,
         "suites": {
-            name: {"success": bool(res.success), **{k: res.statistics[k] for k in (
+            name: {"success": bool(res.success), "sampled": sampled[name], **{k: res.statistics[k] for k in (
                 "evaluated_expectations", "successful_expectations", "unsuccessful_expectations", "success_percent")}}
             for name, res in results.items()
         },
@@ -337,8 +373,9 @@ def run_from_cli(args, settings) -> int:
         raise InputError(f"input directory not found: {args.input}")
     spark = get_spark(settings)
     with atomic_dir(args.output) as staging:
-        result = run_gate(spark, args.input, settings, as_of=as_of)
-        summary = write_gate_artifacts(result, staging)
+        result = run_gate(spark, args.input, settings, as_of=as_of, checkpoint_dir=staging / "_work")
+        summary = write_gate_artifacts(result, staging, ge_max_rows=settings.get("validation.ge_max_rows"))
+        shutil.rmtree(staging / "_work", ignore_errors=True)
         run_summary = {"input_dir": str(args.input), "tables": result.counts, "data_quality": summary}
         (staging / "run_summary.json").write_text(json.dumps(run_summary, indent=2, default=str), encoding="utf-8")
     for name, c in result.counts.items():

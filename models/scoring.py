@@ -7,7 +7,8 @@ Per claim (grain unchanged: one row per claim_id, claim_source):
 - ``anomaly_score``: the unsupervised peer score (``claimsentry.models.anomaly``);
 - ``score``: ``calibration(w * model_score + (1 - w) * anomaly_score)``, ``w`` the blend weight chosen on
   validation; with labels it reads as a probability that an audit confirms the claim improper;
-- ``contributions``: the ``top_k`` largest positive per-feature contributions, as
+- ``contributions`` (null when ``top_k`` = 0; ``explain_pandas`` adds them to a bounded frame,
+  e.g. the queued claims): the ``top_k`` largest positive per-feature contributions, as
   array<struct<feature, contribution>>: SHAP values in log-odds from
   ``booster.predict(DMatrix, pred_contribs=True)`` when the booster is in the score (w > 0), else the
   anomaly's capped robust z-scores.
@@ -112,27 +113,49 @@ def _top_positive(values: np.ndarray, names: list[str], top_k: int) -> list[list
     return out
 
 
-def score_pandas(pdf: pd.DataFrame, booster: xgb.Booster, config: dict, *, version: str, top_k: int = 5) -> pd.DataFrame:
-    """Add the score columns to a pandas batch (claim grain). Pure; used by ``score_claims``."""
-    feats = config["feature_cols"]
+def _contributions(booster: xgb.Booster, dm: xgb.DMatrix, z: np.ndarray, config: dict, top_k: int) -> list[list[dict]]:
+    """Top positive SHAP contributions of the booster when it is in the score, else the anomaly's z."""
+    if float(config["blend_weight"]) > 0:
+        contribs = booster.predict(dm, pred_contribs=True)[:, :-1]  # last column is the bias
+        return _top_positive(contribs, config["feature_cols"], top_k)
+    return _top_positive(z, config["anomaly"]["feature_cols"], top_k)
+
+
+def _matrix(pdf: pd.DataFrame, feats: list[str]) -> xgb.DMatrix:
     x = pdf[feats].astype("float64").to_numpy() if feats else np.zeros((len(pdf), 0))
-    dm = xgb.DMatrix(x, feature_names=list(feats), missing=np.nan)
+    return xgb.DMatrix(x, feature_names=list(feats), missing=np.nan)
+
+
+def score_pandas(pdf: pd.DataFrame, booster: xgb.Booster, config: dict, *, version: str, top_k: int = 5) -> pd.DataFrame:
+    """Add the score columns to a pandas batch (claim grain). Pure; used by ``score_claims``.
+    ``top_k`` = 0: no contributions (null), the per-claim SHAP pass is skipped."""
+    dm = _matrix(pdf, config["feature_cols"])
     pred = booster.predict(dm).astype("float64")
     model_score = pred if config.get("model_kind", "classifier") == "classifier" else np.clip(pred, 0.0, 1.0)
     anomaly, z = anomaly_score(pdf.reset_index(drop=True), config["anomaly"])
     w = float(config["blend_weight"])
     score = apply_calibration(blend(model_score, anomaly, w), config["calibration"])
-    if w > 0:
-        contribs = booster.predict(dm, pred_contribs=True)[:, :-1]  # last column is the bias
-        top = _top_positive(contribs, feats, top_k)
-    else:
-        top = _top_positive(z, config["anomaly"]["feature_cols"], top_k)
     out = pdf.copy()
     out["score"] = score
     out["model_score"] = model_score
     out["anomaly_score"] = anomaly
     out["model_version"] = version
-    out["contributions"] = top
+    out["contributions"] = _contributions(booster, dm, z, config, top_k) if top_k > 0 else None
+    return out
+
+
+def explain_pandas(pdf: pd.DataFrame, bundle: "ModelBundle", top_k: int = 5) -> pd.DataFrame:
+    """``pdf`` (claims already scored, with the bundle's feature columns) with ``contributions``
+    computed: the queue explains only the claims it shows (bounded rows), so the SHAP pass never
+    runs over every scored claim."""
+    config = bundle.scoring_config()
+    out = pdf.copy()
+    if out.empty:
+        out["contributions"] = pd.Series([], dtype=object)
+        return out
+    dm = _matrix(out, config["feature_cols"])
+    _, z = anomaly_score(out.reset_index(drop=True), config["anomaly"])
+    out["contributions"] = _contributions(bundle.booster, dm, z, config, top_k)
     return out
 
 

@@ -263,6 +263,28 @@ def test_score_claims_adds_columns_and_contributions_sum_to_margin(spark):
     np.testing.assert_allclose(out["model_score"], bundle.booster.predict(dm), rtol=1e-5)
 
 
+def test_explaining_only_queued_claims_matches_explaining_all(spark):
+    """run_score scores every claim without SHAP and explains only the queued ones: same reasons."""
+    from claimsentry.models.scoring import explain_pandas, score_claims
+
+    pdf, labels = synthetic_claims(200, seed=6)
+    bundle = _tiny_bundle(pdf, labels)
+    features = spark.createDataFrame(pdf.drop(columns=["fraud"]))
+    full = score_claims(features, bundle, top_k=5).toPandas().sort_values("claim_id").reset_index(drop=True)
+    bare = score_claims(features, bundle, top_k=0).toPandas().sort_values("claim_id").reset_index(drop=True)
+    assert bare["contributions"].isna().all()
+    np.testing.assert_allclose(bare["score"], full["score"])
+    top = bare.nlargest(20, "score").drop(columns=["contributions"])
+    explained = explain_pandas(top, bundle)
+    want = full.set_index("claim_id").loc[top["claim_id"], "contributions"]
+    def norm(items):
+        return [(c["feature"], round(c["contribution"], 9)) for c in items]
+
+    assert [norm(x) for x in explained["contributions"]] == [norm(x) for x in want]
+    assert any(len(x) for x in explained["contributions"])
+    assert explain_pandas(top.iloc[:0], bundle).empty
+
+
 def test_score_claims_missing_feature_is_one_line_error(spark):
     from claimsentry.errors import InputError
     from claimsentry.models.scoring import score_claims
