@@ -280,14 +280,16 @@ def pharmacy_features(
     min_prescriber_opioid_fills: int = 3,
     min_pharmacy_controlled_fills: int = 10,
     min_peer_fills: int = 5,
+    cache=lambda df: df,
 ) -> DataFrame:
     """One row per pharmacy claim_id (claim_source 'pharmacy'): ``FEATURES`` (doubles; those in
     ``unavailable`` all null) and ``CONTEXT_COLUMNS`` for reasons. ``rx`` is the typed
-    pharmacy_claim table (line grain)."""
+    pharmacy_claim table (line grain). ``cache``: persists the fill-grain frames that the member,
+    prescriber and pharmacy aggregates each read (``BlockContext.cache``)."""
     fills = prepare_fills(rx, drug_ref, max_days_supply_days=max_days_supply_days)
-    fills = member_fill_features(fills, window_days=window_days)
+    fills = cache(member_fill_features(fills, window_days=window_days))
     fills = fills.join(member_mme_windows(fills, window_days=window_days), ["person_id", "day"], "left")
-    fills = unit_cost_features(fills, min_peer_fills=min_peer_fills)
+    fills = cache(unit_cost_features(fills, min_peer_fills=min_peer_fills))
     fills = fills.join(
         prescriber_features(
             fills, min_prescriber_fills=min_prescriber_fills, min_prescriber_opioid_fills=min_prescriber_opioid_fills
@@ -342,5 +344,6 @@ def build(ctx) -> tuple[DataFrame | None, dict[str, str]]:
         min_prescriber_opioid_fills=int(ctx.param("min_prescriber_opioid_fills", 3)),
         min_pharmacy_controlled_fills=int(ctx.param("min_pharmacy_controlled_fills", 10)),
         min_peer_fills=int(ctx.param("min_peer_claims", 5)),
+        cache=ctx.cache,
     )
     return frame, FEATURES

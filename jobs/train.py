@@ -410,17 +410,20 @@ def train_from_input(
             provider_labels_path=provider_labels_path,
         )
         fs = build_claim_features(spark, gate.tables, settings)
-        result = train_from_features(
-            spark,
-            fs.frame,
-            fs.feature_cols,
-            settings,
-            labels=gate.tables.get("labels"),
-            provider_labels=gate.tables.get("provider_labels"),
-            truth=read_truth(spark, input_dir),
-            descriptions=fs.descriptions,
-            run_params={"input_dir": str(input_dir), "features_unavailable": ",".join(fs.unavailable) or "none"},
-        )
+        try:
+            result = train_from_features(
+                spark,
+                fs.frame,
+                fs.feature_cols,
+                settings,
+                labels=gate.tables.get("labels"),
+                provider_labels=gate.tables.get("provider_labels"),
+                truth=read_truth(spark, input_dir),
+                descriptions=fs.descriptions,
+                run_params={"input_dir": str(input_dir), "features_unavailable": ",".join(fs.unavailable) or "none"},
+            )
+        finally:
+            fs.release()
     return result
 
 
