@@ -107,6 +107,7 @@ def run_score(
     with atomic_dir(final_dir) as staging:
         with timings.stage("validate"):
             gate = run_gate(spark, input_dir, settings, as_of=run_date, checkpoint_dir=str(staging / "_accepted"))
+        with timings.stage("data_quality_report"):  # quarantine + GE results and Data Docs
             gate_summary = write_gate_artifacts(gate, staging, ge_max_rows=settings.get("validation.ge_max_rows"))
         with timings.stage("features"):
             fs = build_claim_features(spark, gate.tables, settings)
@@ -117,6 +118,7 @@ def run_score(
             keep = [c for c in SCORED_COLUMNS if c in scored.columns]
             extra = [c for c in scored.columns if c not in keep]
             scored.select(*keep, *extra).write.mode("overwrite").parquet(str(staging / "scored_claims"))
+            fs.release()
             scored = spark.read.parquet(str(staging / "scored_claims"))
         rules = load_rules()
         with timings.stage("queues"):
