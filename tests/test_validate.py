@@ -426,6 +426,30 @@ def test_artifacts_ge_results_and_data_docs(corpus, tmp_path, spark):
     assert (run_dir / "data_quality" / "data_docs" / "medical_claim.html").stat().st_size > 5000
 
 
+def test_ge_report_on_a_deterministic_sample_above_ge_max_rows(spark, settings, tmp_path):
+    from claimsentry.jobs.validate import ge_sample
+
+    folder = tmp_path / "in"
+    _write_clean(folder, n_med=400)
+    result = run_gate(spark, str(folder), settings, as_of=AS_OF, checkpoint_dir=tmp_path / "ckpt")
+    med = result.checked["medical_claim"]
+    first, sampled = ge_sample(med, 400, 100)
+    again, _ = ge_sample(med, 400, 100)
+    n = first.count()
+    assert sampled and 40 < n < 200  # ~100 of 400, by a hash of each row
+    assert sorted(r[0] for r in first.select("claim_id").collect()) == sorted(r[0] for r in again.select("claim_id").collect())
+    assert ge_sample(med, 400, None) == (med, False) and ge_sample(med, 400, 400) == (med, False)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    summary = write_gate_artifacts(result, run_dir, ge_max_rows=100)
+    assert summary["suites"]["medical_claim"]["sampled"] is True
+    assert summary["suites"]["eligibility"]["sampled"] is False
+    assert summary["counts"]["medical_claim"] == {"read": 400, "accepted": 400, "quarantined": 0}  # counts: every row
+    results = json.loads((run_dir / "data_quality" / "validation_results.json").read_text())
+    assert results["medical_claim"]["claimsentry_sampled"] is True
+    assert "(on a sample)" in (run_dir / "data_quality" / "data_docs.html").read_text()
+
+
 def test_checkpoint_dir_and_explicit_labels_file(spark, settings, tmp_path):
     folder = tmp_path / "in"
     _write_clean(folder, n_med=3)
