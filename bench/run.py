@@ -184,16 +184,21 @@ def machine() -> dict:
 
 
 def markdown(results: dict) -> str:
-    head = "| claim lines | end to end (s) | s per 1M lines | validate | features | score | queues | peak Python RSS (MB) | peak JVM RSS (MB) | gate vs scan | score vs inplace_predict |\n"
-    head += "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    head = (
+        "| claim lines | claims | end to end (s) | s per 1M lines | validate | GE report | features (plan) | "
+        "score (features + model) | queues | peak Python RSS (MB) | peak JVM RSS (MB) | gate vs scan | score vs inplace_predict |\n"
+    )
+    head += "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     rows = []
     for r in results["sizes"]:
         s = r["stages"]
         fr = r["ceilings"]["fractions"]
+        seconds = lambda name: s.get(name, {}).get("seconds", "")  # noqa: E731 - older results lack a stage
         rows.append(
-            f"| {r['claim_lines']:,} | {r['total_seconds']} | {r['seconds_per_million_lines']} | {s['validate']['seconds']} | "
-            f"{s['features']['seconds']} | {s['score']['seconds']} | {s['queues']['seconds']} | {r['peak_memory_mb']['python_driver']} | "
-            f"{r['peak_memory_mb']['jvm']} | {fr['validate']['fraction']:.0%} | {fr['score']['fraction']:.1%} |"
+            f"| {r['claim_lines']:,} | {r['claims']:,} | {r['total_seconds']} | {r['seconds_per_million_lines']} | "
+            f"{seconds('validate')} | {seconds('data_quality_report')} | {seconds('features')} | {seconds('score')} | "
+            f"{seconds('queues')} | {r['peak_memory_mb']['python_driver']} | {r['peak_memory_mb']['jvm']} | "
+            f"{fr['validate']['fraction']:.1%} | {fr['score']['fraction']:.2%} |"
         )
     return head + "\n".join(rows)
 
@@ -214,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    out_dir = Path(args.results_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
     with tempfile.TemporaryDirectory(prefix="claimsentry-bench-") as tmp:
         work = Path(args.work_dir or tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -230,11 +238,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             result = json.loads(done.stdout.strip().splitlines()[-1])
             results["sizes"].append(result)
+            out.write_text(json.dumps(results, indent=2))  # after every size: a later failure keeps these
             print(f"{result['claim_lines']:,} lines: {result['total_seconds']}s end to end, {result['seconds_per_million_lines']}s per 1M lines", flush=True)
-    out_dir = Path(args.results_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps(results, indent=2))
     print(markdown(results))
     print(f"results: {out}")
     return 0
