@@ -8,6 +8,7 @@ to have their reasons rendered.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -16,6 +17,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from claimsentry import reasons as R
+from claimsentry.exact import exact_avg, exact_sum
 
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 
@@ -176,12 +178,12 @@ def select_providers(scored: DataFrame, params: QueueParams) -> DataFrame:
         claims.withColumn("_rn", F.row_number().over(w))
         .groupBy("npi", "npi_role")
         .agg(
-            F.avg(F.when(F.col("_rn") <= 5, F.col("score"))).alias("score"),
+            exact_avg(F.when(F.col("_rn") <= 5, F.col("score")), scale=12).alias("score"),
             F.sum(flagged.cast("int")).alias("flagged_claims"),
             F.count(F.lit(1)).alias("total_claims"),
-            F.round(F.sum(F.when(flagged, F.col("amount_at_risk")).otherwise(0.0)), 2).alias("amount_at_risk"),
-            F.round(F.sum(F.when(flagged, F.col("expected_recovery")).otherwise(0.0)), 2).alias("expected_recovery"),
-            F.round(F.sum("amount_paid"), 2).alias("amount_paid"),
+            F.round(exact_sum(F.when(flagged, F.col("amount_at_risk")).otherwise(0.0)), 2).alias("amount_at_risk"),
+            F.round(exact_sum(F.when(flagged, F.col("expected_recovery")).otherwise(0.0)), 2).alias("expected_recovery"),
+            F.round(exact_sum("amount_paid"), 2).alias("amount_paid"),
             F.flatten(F.collect_list(F.when(flagged, F.col("rule_hits")))).alias("_hits")
             if "rule_hits" in claims.columns
             else F.array().cast("array<string>").alias("_hits"),
@@ -201,8 +203,11 @@ def render_provider_queue(providers: pd.DataFrame, rules: Iterable[Mapping[str, 
             f"{rec['flagged_claims']} of {rec['total_claims']} claims flagged "
             f"(${rec['amount_at_risk']:,.0f} at risk)"
         ]
-        hits = pd.Series([h for h in _items(rec.get("_hits")) if h in by_id], dtype=object)
-        for rule_id, n in hits.value_counts().head(3).items():
+        # The hits arrive in Spark's collect order, which varies run to run: rank rules by count,
+        # then severity, then id, so a re-run of the date writes the same reasons.
+        counts = Counter(h for h in _items(rec.get("_hits")) if h in by_id)
+        top = sorted(counts.items(), key=lambda kv: (-kv[1], SEVERITY_ORDER.get(by_id[kv[0]].get("severity"), 9), kv[0]))
+        for rule_id, n in top[:3]:
             parts.append(f"{by_id[rule_id]['name']} on {n} claim{'s' if n != 1 else ''}")
         reasons.append("; ".join(parts))
     out = providers.drop(columns=["_hits"]).copy()

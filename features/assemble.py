@@ -16,6 +16,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from claimsentry.exact import exact_sum
 from claimsentry.features.header import medical_claim_header
 
 KEY = ["claim_id", "claim_source"]
@@ -92,11 +93,12 @@ def pharmacy_base(rx: DataFrame) -> DataFrame:
         F.max(F.date_add("dispensing_date", F.greatest(F.coalesce("days_supply", F.lit(1)) - 1, F.lit(0)))).alias(
             "service_end_date"
         ),
-        F.first("person_id", ignorenulls=True).alias("person_id"),
-        F.first("dispensing_provider_npi", ignorenulls=True).alias("billing_npi"),
-        F.first("prescribing_provider_npi", ignorenulls=True).alias("prescriber_npi"),
-        F.sum("paid_amount").alias("amount_paid"),
-        F.concat(F.lit("ndc:"), F.first("ndc_code", ignorenulls=True)).alias("peer_group"),
+        # min, not first(): lines that disagree must give the same value on every run
+        F.min("person_id").alias("person_id"),
+        F.min("dispensing_provider_npi").alias("billing_npi"),
+        F.min("prescribing_provider_npi").alias("prescriber_npi"),
+        exact_sum("paid_amount").alias("amount_paid"),
+        F.concat(F.lit("ndc:"), F.min("ndc_code")).alias("peer_group"),
     ).select(*BASE_COLUMNS)
 
 

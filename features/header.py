@@ -14,6 +14,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from claimsentry.exact import exact_sum
 from claimsentry.schemas import DIAGNOSIS_COLUMNS, POA_COLUMNS, PROCEDURE_COLUMNS
 
 VOTED_COLUMNS: tuple[str, ...] = (
@@ -96,7 +97,7 @@ def medical_claim_header(lines: DataFrame) -> DataFrame:
     for c in present:
         aggs += [F.min(c).alias(f"_min_{c}"), F.max(c).alias(f"_max_{c}")]
     amounts = [c for c in SUMMED_AMOUNTS if c in lines.columns]
-    aggs += [F.sum(c).alias(c) for c in amounts]
+    aggs += [exact_sum(c).alias(c) for c in amounts]
     aggs += [F.count(F.lit(1)).alias("line_count")]
     if "revenue_center_code" in lines.columns:
         aggs.append(F.max(F.col("revenue_center_code").isNotNull().cast("int")).alias("_has_revenue_code"))

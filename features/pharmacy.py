@@ -26,6 +26,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from claimsentry.exact import exact_avg, exact_sum
 from claimsentry.features.drug_reference import load_drug_reference, normalise_ndc
 
 FEATURES: dict[str, str] = {
@@ -147,7 +148,7 @@ def member_mme_windows(fills: DataFrame, *, window_days: int = 90, high_mme: flo
     supply_days = fills.where(F.col("mme_per_day").isNotNull() & F.col("end_day").isNotNull()).select(
         "person_id", F.explode(F.sequence("day", "end_day")).alias("day"), "mme_per_day"
     )
-    daily = supply_days.groupBy("person_id", "day").agg(F.sum("mme_per_day").alias("daily_mme"))
+    daily = supply_days.groupBy("person_id", "day").agg(exact_sum("mme_per_day").alias("daily_mme"))
     probes = fills.select("person_id", "day").distinct().withColumn("daily_mme", F.lit(None).cast("double"))
     series = daily.unionByName(probes).groupBy("person_id", "day").agg(F.max("daily_mme").alias("daily_mme"))
     w = Window.partitionBy("person_id").orderBy("day").rangeBetween(-(window_days - 1), 0)
@@ -199,7 +200,7 @@ def prescriber_features(fills: DataFrame, *, min_prescriber_fills: int = 10, min
     per = fills.where(F.col("prescriber_npi").isNotNull()).groupBy("prescriber_npi").agg(
         F.count(F.lit(1)).alias("_fills"),
         F.sum("is_opioid").alias("_opioid_fills"),
-        F.avg("mme_per_day").alias("_mean_mme"),
+        exact_avg("mme_per_day").alias("_mean_mme"),
         F.count("mme_per_day").alias("_mme_fills"),
         F.countDistinct("person_id").alias("_patients"),
     )
@@ -209,7 +210,7 @@ def prescriber_features(fills: DataFrame, *, min_prescriber_fills: int = 10, min
         "prescriber_mean_mme_per_day", F.when(F.col("_mme_fills") >= min_prescriber_opioid_fills, F.col("_mean_mme"))
     )
     peers = per.agg(
-        F.avg("prescriber_opioid_share").alias("peer_opioid_share"),
+        exact_avg("prescriber_opioid_share").alias("peer_opioid_share"),
         F.percentile_approx("prescriber_mean_mme_per_day", 0.5, 10000).alias("peer_mean_mme_per_day"),
     )
     return per.crossJoin(F.broadcast(peers)).select(
@@ -309,7 +310,7 @@ def pharmacy_features(
 
     summed = {"mme_per_day"}
     aggs = [
-        (F.sum if f in summed else F.max)(F.col(f).cast("double")).alias(f)
+        (exact_sum if f in summed else F.max)(F.col(f).cast("double")).alias(f)
         for f in FEATURES
     ]
     aggs += [F.min("drug_name").alias("drug_name")]

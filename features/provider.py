@@ -10,6 +10,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from claimsentry.exact import exact_avg
 FEATURES: dict[str, str] = {
     "paid_to_peer_median": "claim paid amount / median paid of claims in the same peer group (DRG, HCPCS or NDC)",
     "provider_paid_per_claim_ratio": "billing provider's mean paid per claim / median of providers of the same claim type",
@@ -37,7 +38,7 @@ def peer_billing_features(claims: DataFrame, *, min_peer_claims: int = 5) -> Dat
     )
 
     providers = claims.groupBy("claim_source", "claim_type", "billing_npi").agg(
-        F.avg("amount_paid").alias("_prov_mean_paid"),
+        exact_avg("amount_paid").alias("_prov_mean_paid"),
         F.count(F.lit(1)).cast("double").alias("provider_claim_count"),
         F.countDistinct("person_id").alias("_prov_members"),
     )

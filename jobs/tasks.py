@@ -124,12 +124,16 @@ def validate_partition(
         out = {k: summary.get(k) for k in ("counts", "quarantined", "missing_tables", "warnings", "suites")}
         return json.loads(json.dumps(out | {"run_date": day.isoformat(), "gate_dir": gate_dir}, default=str))
 
-    if _is_uri(gate_dir):
-        out = headline(write_gate_artifacts(result, gate_dir, ge_max_rows=settings.get("validation.ge_max_rows")))
-    else:
-        with atomic_dir(gate_dir) as staging:
-            out = headline(write_gate_artifacts(result, staging, ge_max_rows=settings.get("validation.ge_max_rows")))
-            _write_json(staging / "gate_summary.json", out)
+    ge_max_rows = settings.get("validation.ge_max_rows")
+    try:
+        if _is_uri(gate_dir):
+            out = headline(write_gate_artifacts(result, gate_dir, ge_max_rows=ge_max_rows))
+        else:
+            with atomic_dir(gate_dir) as staging:
+                out = headline(write_gate_artifacts(result, staging, ge_max_rows=ge_max_rows))
+                _write_json(staging / "gate_summary.json", out)
+    finally:
+        result.release()
     log.info("gate passed for %s: %s", day, json.dumps(out["counts"], default=str))
     return out
 

@@ -59,6 +59,13 @@ class GateResult:
     missing_tables: list[str]
     as_of: dt.date
     checked: dict[str, DataFrame] = field(default_factory=dict)
+    cached: list[DataFrame] = field(default_factory=list)
+
+    def release(self) -> None:
+        """Drop the gate's persisted frames from Spark's cache (a no-op with a checkpoint dir)."""
+        for frame in self.cached:
+            frame.unpersist()
+        self.cached.clear()
 
 
 # --- Extract --------------------------------------------------------------------------------------
@@ -196,7 +203,8 @@ def run_gate(
         quarantine = quarantine.unionByName(quality.quarantine_rows(f, n))
     for name, c in counts.items():
         log.info("gate %s: read %d, accepted %d, quarantined %d", name, c["read"], c["accepted"], c["quarantined"])
-    return GateResult(tables, quarantine, counts, warnings, missing_tables, as_of, checked)
+    cached = [] if base is not None else list(flagged.values())
+    return GateResult(tables, quarantine, counts, warnings, missing_tables, as_of, checked, cached)
 
 
 def _materialise(spark: SparkSession, frame: DataFrame, name: str, path: Path | None) -> DataFrame:

@@ -31,6 +31,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StructField, StructType
 
+from claimsentry.exact import exact_avg
+
 MAD_TO_SD = 1.4826  # 1 / Phi^-1(3/4): MAD of a normal distribution times this is its standard deviation
 PERCENTILE_ACCURACY = 100  # percentile_approx accuracy: relative rank error 1/100, small per-group buffers
 MEANAD_TO_SD = 1.2533  # sqrt(pi/2): mean absolute deviation of a normal times this is its standard deviation
@@ -48,7 +50,7 @@ def _group_stats(frame: DataFrame, group_cols: list[str], feature_cols: list[str
     dev_aggs = []
     for i in range(len(feature_cols)):
         dev_aggs.append(F.percentile_approx(f"d__{i}", 0.5, PERCENTILE_ACCURACY).alias(f"mad__{i}"))
-        dev_aggs.append(F.avg(f"d__{i}").alias(f"mean__{i}"))
+        dev_aggs.append(exact_avg(f"d__{i}").alias(f"mean__{i}"))
     scales = dev.groupBy(*group_cols).agg(*dev_aggs)
     out = []
     for row in medians.join(scales, group_cols, "inner").collect():  # one row per peer group

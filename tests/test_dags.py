@@ -410,12 +410,20 @@ def _compare_run_dirs(spark, a: Path, b: Path) -> None:
 
     for name in ("claim_queue", "provider_queue"):
         pd.testing.assert_frame_equal(pd.read_parquet(a / f"{name}.parquet"), pd.read_parquet(b / f"{name}.parquet"))
-        assert (a / f"{name}.csv").read_bytes() == (b / f"{name}.csv").read_bytes()
+        lines_a = (a / f"{name}.csv").read_text(encoding="utf-8").splitlines()
+        lines_b = (b / f"{name}.csv").read_text(encoding="utf-8").splitlines()
+        differ = [(i, x, y) for i, (x, y) in enumerate(zip(lines_a, lines_b)) if x != y]
+        assert len(lines_a) == len(lines_b) and not differ, (name, len(lines_a), len(lines_b), differ[:2])
     keys = ["claim_id", "claim_source"]
     sa = spark.read.parquet(str(a / "scored_claims")).drop("rule_hits")
     sb = spark.read.parquet(str(b / "scored_claims")).drop("rule_hits")
     assert sa.schema == sb.schema
-    assert sa.exceptAll(sb).count() == 0 and sb.exceptAll(sa).count() == 0
+    only_a, only_b = sa.exceptAll(sb), sb.exceptAll(sa)
+    if only_a.count() or only_b.count():  # name the columns that differ, for a CI log
+        ra = {tuple(r[k] for k in keys): r.asDict() for r in only_a.limit(20).collect()}
+        rb = {tuple(r[k] for k in keys): r.asDict() for r in sb.join(only_a.select(*keys), keys).collect()}
+        cols = sorted({c for k, r in ra.items() for c, v in r.items() if k in rb and rb[k].get(c) != v})
+        raise AssertionError(f"scored_claims differ: {only_a.count()} vs {only_b.count()} rows; columns {cols}")
     assert sa.count() == sb.count() > 0
     # array columns: exceptAll cannot compare them, so compare in key order
     sa_arr = spark.read.parquet(str(a / "scored_claims")).select(*keys, "rule_hits").orderBy(*keys).toPandas()
@@ -427,7 +435,8 @@ def _compare_run_dirs(spark, a: Path, b: Path) -> None:
         s.pop("timings_seconds", None)
         return s
 
-    assert summary(a) == summary(b)
+    sum_a, sum_b = summary(a), summary(b)
+    assert sum_a == sum_b, sorted(k for k in sum_a.keys() | sum_b.keys() if sum_a.get(k) != sum_b.get(k))
 
 
 @pytest.mark.slow
