@@ -2,7 +2,8 @@
 
     python bench/run.py                      # sizes 1M, 5M, 10M claim lines (medical + pharmacy)
     python bench/run.py --sizes 1000000      # one size
-    python bench/run.py --sizes 20000 --train-members 300   # smoke (what CI runs)
+    python bench/run.py --sizes 20000 --train-members 300   # smoke
+    python bench/run.py --sizes 3000 --model-data-dir DIR   # reuse DIR's champion (what CI runs)
 
 For each size, in a fresh process (so memory figures are per size):
   generate N lines -> ``run_score`` (gate, features, score with the champion, queues) and records
@@ -11,7 +12,8 @@ For each size, in a fresh process (so memory figures are per size):
 Ceilings measured in the same process on the same data:
   - raw Parquet scan: every column of the input read and hashed (what the gate cannot beat);
   - raw XGBoost ``inplace_predict`` on the same feature matrix (what scoring cannot beat).
-A champion model is trained once per benchmark on a small generated set (not timed).
+A champion model is trained once per benchmark on a small generated set (not timed), unless
+``--model-data-dir`` names a data dir whose MLflow store already has one.
 
 Results: ``bench/results/<utc timestamp>.json`` and a Markdown table printed for BENCHMARKS.md.
 """
@@ -77,16 +79,19 @@ def lines_per_member(train_summary: dict) -> float:
     return (rows["medical_claim"] + rows.get("pharmacy_claim", 0)) / train_summary["members"]
 
 
-def prepare_model(work: Path, train_members: int, seed: int) -> dict:
-    """Generate a small labelled set, train and register a champion. Returns generation stats."""
+def prepare_model(work: Path, state: Path, train_members: int, seed: int, *, train: bool = True) -> dict:
+    """Generate a small labelled set and (with ``train``) train and register a champion in
+    ``state``. Returns generation stats (they give the lines per member used to size each run)."""
     from claimsentry.generate import generate
-    from claimsentry.jobs.train import train_from_input
-    from claimsentry.spark import get_spark
 
-    settings = _settings(work / "state")
     gen = generate(str(work / "train_input"), members=train_members, seed=seed)
     gen["members"] = train_members
-    train_from_input(get_spark(settings), str(work / "train_input"), settings)
+    if train:
+        from claimsentry.jobs.train import train_from_input
+        from claimsentry.spark import get_spark
+
+        settings = _settings(state)
+        train_from_input(get_spark(settings), str(work / "train_input"), settings)
     return gen
 
 
@@ -125,13 +130,13 @@ def predict_ceiling(settings, run_dir: Path, max_rows: int = 2_000_000) -> dict:
     return {"rows": int(matrix.shape[0]), "seconds": round(seconds, 3), "rows_per_second": round(matrix.shape[0] / max(seconds, 1e-9))}
 
 
-def run_one(size: int, work: Path, members: int, seed: int) -> dict:
+def run_one(size: int, work: Path, state: Path, members: int, seed: int) -> dict:
     """One size, measured in this process (called in a child process by ``main``)."""
     from claimsentry.generate import generate
     from claimsentry.jobs.score import run_score
     from claimsentry.spark import get_spark
 
-    settings = _settings(work / "state", {"queue": {"history_dir": str(work / f"cases_{size}")}})
+    settings = _settings(state, {"queue": {"history_dir": str(work / f"cases_{size}")}})
     input_dir, output_dir = work / f"input_{size}", work / f"output_{size}"
     start = time.perf_counter()
     gen = generate(str(input_dir), members=members, seed=seed + 1)
@@ -210,12 +215,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--work-dir", help="where generated data goes (default: a temp dir, removed after)")
     parser.add_argument("--results-dir", default=str(ROOT / "results"))
+    parser.add_argument(
+        "--model-data-dir", help="score with the champion already registered in this data dir (no training)"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child-process mode: one size
     parser.add_argument("--members", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.one:
-        print(json.dumps(run_one(args.one, Path(args.work_dir), args.members, args.seed)))
+        state = Path(args.model_data_dir or Path(args.work_dir) / "state")
+        print(json.dumps(run_one(args.one, Path(args.work_dir), state, args.members, args.seed)))
         return 0
 
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -225,12 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="claimsentry-bench-") as tmp:
         work = Path(args.work_dir or tmp)
         work.mkdir(parents=True, exist_ok=True)
-        gen = prepare_model(work, args.train_members, args.seed)
+        state = Path(args.model_data_dir) if args.model_data_dir else work / "state"
+        gen = prepare_model(work, state, args.train_members, args.seed, train=not args.model_data_dir)
         per_member = lines_per_member(gen)
         results = {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(), "lines_per_member": round(per_member, 1), "sizes": []}
         for size in sizes:
             members = max(50, round(size / per_member))
             cmd = [sys.executable, __file__, "--one", str(size), "--members", str(members), "--work-dir", str(work), "--seed", str(args.seed)]
+            cmd += ["--model-data-dir", str(state)]
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
                 sys.stderr.write(done.stderr[-4000:])

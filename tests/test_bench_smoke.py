@@ -13,9 +13,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_bench_smoke_writes_results_with_stage_ceilings(tmp_path):
+def test_bench_smoke_writes_results_with_stage_ceilings(tmp_path, trained_settings):
+    # The session's champion: training is covered by its own tests, so the smoke only scores.
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "run.py"), "--sizes", "3000", "--train-members", "150",
+         "--model-data-dir", str(trained_settings.get("data_dir")),
          "--work-dir", str(tmp_path / "work"), "--results-dir", str(tmp_path / "results")],
         capture_output=True, text=True, timeout=1200,
     )
