@@ -11,6 +11,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from claimsentry.exact import exact_avg
+
 FEATURES: dict[str, str] = {
     "paid_to_peer_median": "claim paid amount / median paid of claims in the same peer group (DRG, HCPCS or NDC)",
     "provider_paid_per_claim_ratio": "billing provider's mean paid per claim / median of providers of the same claim type",
