@@ -223,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.one:
-        state = Path(args.model_data_dir or Path(args.work_dir) / "state")
-        print(json.dumps(run_one(args.one, Path(args.work_dir), state, args.members, args.seed)))
+        # the parent always passes the state dir it trained into (or was given)
+        print(json.dumps(run_one(args.one, Path(args.work_dir), Path(args.model_data_dir), args.members, args.seed)))
         return 0
 
     sizes = [int(s) for s in args.sizes.split(",") if s]
