@@ -224,6 +224,36 @@ def test_compiled_rules_on_hand_written_rows(spark):
     }
 
 
+def test_every_npi_rule_agrees_with_the_reference_luhn_check(spark):
+    """The suites spell the NPI check digit out position by position (so Spark compiles it). Each
+    NPI rule of each suite must agree with the textbook Luhn over 80840 + NPI on 10-digit strings,
+    about one in ten of them valid, and on short, long and non-digit ones."""
+    import random
+
+    from claimsentry.generate.world import luhn_valid_npi
+    from claimsentry.schemas import ALL_TABLES
+
+    rng = random.Random(7)
+    values = ["".join(rng.choice("0123456789") for _ in range(10)) for _ in range(3000)]
+    values += ["".join(rng.choice("0123456789 a-") for _ in range(rng.randint(0, 12))) for _ in range(500)]
+    values += [NPI, NPI2, "1234567890", None]
+    expected = [v is not None and luhn_valid_npi(v) for v in values]
+    assert 200 < sum(expected) < 600  # the sample holds both outcomes in numbers
+    checked_rules = 0
+    for table in ALL_TABLES:
+        suite = suites.load_suite(table)
+        columns = list(ALL_TABLES[table].column_names)
+        rows, _ = suites.compile_checks(suite, columns, as_of=AS_OF)
+        for rule in (r for r in rows if r.rule == "npi_luhn"):
+            column = rule.text.split(" ", 1)[0]
+            frame = spark.createDataFrame([(v,) for v in values], f"`{column}` string")
+            got = [not r[0] for r in frame.select(rule.fails).collect()]
+            valid = [e or v is None for v, e in zip(values, expected)]  # a null NPI is another rule's
+            assert got == valid, f"{table}.{column}"
+            checked_rules += 1
+    assert checked_rules == 6
+
+
 # --- the bad-input corpus: row cases ----------------------------------------------------------------
 
 
