@@ -254,6 +254,37 @@ def test_every_npi_rule_agrees_with_the_reference_luhn_check(spark):
     assert checked_rules == 6
 
 
+def test_rules_over_the_25_code_slots_check_every_slot(spark):
+    """The procedure-date and diagnosis-format rules look at all 25 slots: a fault in any slot, the
+    last included, quarantines the line and names the value; null slots never do."""
+    from claimsentry.quality import flag_rows, type_table
+    from claimsentry.schemas import MEDICAL_CLAIM
+
+    columns = [c for c, _ in MEDICAL_CLAIM.columns]
+    ok = {"claim_id": "c", "claim_line_number": "1", "person_id": "p", "claim_type": "professional",
+          "claim_start_date": "2025-03-01", "claim_end_date": "2025-03-01", "diagnosis_code_type": "icd-10-cm",
+          "diagnosis_code_1": "E11.9", "billing_npi": NPI, "paid_amount": "10", "data_source": "x"}
+    cases = {
+        "clean": {},
+        "date3": {"procedure_code_3": "0DTJ4ZZ", "procedure_date_3": "2025-02-30"},
+        "date25": {"procedure_code_25": "0DTJ4ZZ", "procedure_date_25": "03/01/2025"},
+        "dx25": {"diagnosis_code_25": "250.00"},
+        "dx7": {"diagnosis_code_7": "E119X1234"},
+    }
+    rows = [tuple({**ok, "claim_id": k, **over}.get(c) for c in columns) + (None, "f") for k, over in cases.items()]
+    raw = spark.createDataFrame(rows, ", ".join(f"`{c}` string" for c in columns) + ", _corrupt_record string, _source_file string")
+    checked = type_table(raw, MEDICAL_CLAIM)
+    row_checks, _ = suites.compile_checks(suites.load_suite("medical_claim"), checked.columns, as_of=AS_OF)
+    got = {r["claim_id"]: r["_reason"] for r in flag_rows(checked, row_checks, []).select("claim_id", "_reason").collect()}
+    assert got == {
+        "clean": None,
+        "date3": "procedure date not a valid YYYY-MM-DD date: '2025-02-30'",
+        "date25": "procedure date not a valid YYYY-MM-DD date: '03/01/2025'",
+        "dx25": "diagnosis code not ICD-10-CM format: '250.00'",
+        "dx7": "diagnosis code not ICD-10-CM format: 'E119X1234'",
+    }
+
+
 # --- the bad-input corpus: row cases ----------------------------------------------------------------
 
 
