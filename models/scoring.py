@@ -1,4 +1,4 @@
-"""Score claims with a model bundle, in Spark (``mapInPandas``): nothing claim-sized reaches the driver.
+"""Score claims with a model bundle, in Spark (an iterator pandas UDF): nothing claim-sized reaches the driver.
 
 Per claim (grain unchanged: one row per claim_id, claim_source):
 
@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
     DoubleType,
@@ -163,7 +164,8 @@ def score_claims(features_df: DataFrame, bundle: ModelBundle, top_k: int = 5) ->
     """``features_df`` (one row per claim_id, claim_source; the bundle's feature columns plus
     claim_source and peer_group) with score, model_score, anomaly_score, model_version and
     contributions added. Lazy: runs where the caller writes the result."""
-    missing = [c for c in bundle.feature_cols + ["claim_source"] if c not in features_df.columns]
+    needed = [*bundle.feature_cols, *bundle.anomaly.get("feature_cols", []), "claim_source"]
+    missing = [c for c in dict.fromkeys(needed) if c not in features_df.columns]
     if missing:
         raise InputError(
             f"model {bundle.version} needs columns missing from the claim features: {', '.join(missing[:10])}"
@@ -171,14 +173,12 @@ def score_claims(features_df: DataFrame, bundle: ModelBundle, top_k: int = 5) ->
         )
     df = features_df
     if "peer_group" not in df.columns:
-        from pyspark.sql import functions as F
-
         df = df.withColumn("peer_group", F.lit(None).cast("string"))
     drop = [f.name for f in SCORE_FIELDS if f.name in df.columns]
     df = df.drop(*drop)
-    schema = StructType(list(df.schema.fields) + SCORE_FIELDS)
     raw = bytes(bundle.booster.save_raw("json"))
-    config_json = json.dumps(bundle.scoring_config())
+    config = bundle.scoring_config()
+    config_json = json.dumps(config)
     version = bundle.version
     try:
         shared = df.sparkSession.sparkContext.broadcast((raw, config_json))
@@ -186,7 +186,10 @@ def score_claims(features_df: DataFrame, bundle: ModelBundle, top_k: int = 5) ->
     except Exception:  # Spark Connect has no SparkContext: ship the bytes in the closure
         payload = (raw, config_json)
         get = lambda: payload  # noqa: E731
-    columns = df.columns
+    # Only what the model reads crosses to Python and only the score fields come back; the claim's
+    # other columns stay in the JVM (measured at 1M lines: mapInPandas over every column, 10 s).
+    inputs = list(dict.fromkeys([*config["feature_cols"], *config["anomaly"]["feature_cols"], "claim_source", "peer_group"]))
+    names = [f.name for f in SCORE_FIELDS]
 
     def _score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         booster_bytes, cfg_json = get()
@@ -194,6 +197,9 @@ def score_claims(features_df: DataFrame, bundle: ModelBundle, top_k: int = 5) ->
         booster.load_model(bytearray(booster_bytes))
         cfg = json.loads(cfg_json)
         for pdf in batches:
-            yield score_pandas(pdf, booster, cfg, version=version, top_k=top_k)[columns + [f.name for f in SCORE_FIELDS]]
+            yield score_pandas(pdf, booster, cfg, version=version, top_k=top_k)[names]
 
-    return df.mapInPandas(_score, schema)
+    # Non-deterministic in Spark's eyes only, so the optimizer never inlines one call per field.
+    udf = F.pandas_udf(_score, StructType(SCORE_FIELDS)).asNondeterministic()
+    scored = df.withColumn("_scored", udf(F.struct(*[F.col(f"`{c}`") for c in inputs])))
+    return scored.select(*[F.col(f"`{c}`") for c in df.columns], *[F.col(f"_scored.{n}").alias(n) for n in names])
