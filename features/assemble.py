@@ -157,7 +157,16 @@ def build_claim_features(spark, tables: dict[str, DataFrame], settings) -> Featu
     lines = tables["medical_claim"]
     # Every block reads the header and the base: computed once and cached (measured at 1M lines:
     # features 154 s when each block re-derived them, 52 s cached; bench/BENCHMARKS.md).
-    header = medical_claim_header(lines).persist(StorageLevel.MEMORY_AND_DISK)
+    staged: list[DataFrame] = []
+
+    def stage(df: DataFrame) -> DataFrame:
+        staged.append(df.persist(StorageLevel.MEMORY_AND_DISK))
+        return staged[-1]
+
+    header = medical_claim_header(lines, stage=stage).persist(StorageLevel.MEMORY_AND_DISK)
+    header.count()  # materialised now, so the staged claim aggregate it came from can go
+    for df in staged:
+        df.unpersist()
     base = medical_base(header, lines)
     if tables.get("pharmacy_claim") is not None:
         base = base.unionByName(pharmacy_base(tables["pharmacy_claim"]))

@@ -11,6 +11,8 @@ max differ (lines truly disagree) go through the per-value vote, so a clean feed
 
 from __future__ import annotations
 
+from typing import Callable
+
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -83,13 +85,17 @@ def _vote_conflicts(lines: DataFrame, conflicted: DataFrame, columns: list[str])
     return winners.groupBy("claim_id").pivot("field", columns).agg(F.first("value"))
 
 
-def medical_claim_header(lines: DataFrame) -> DataFrame:
+def medical_claim_header(lines: DataFrame, *, stage: Callable[[DataFrame], DataFrame] = lambda df: df) -> DataFrame:
     """One row per medical claim_id: voted header fields, amount totals, line count and line dates.
 
     ``lines`` is the typed medical_claim table (contract columns; absent optional columns are fine).
     ``claim_type`` falls back to the Tuva rule when no line states it: institutional if any of bill
     type, DRG, admit type/source or discharge disposition (or a revenue code) is present,
     professional if none is and a place of service is.
+
+    ``stage``: persists the claim-level aggregate, which both the header values and the list of
+    conflicted claims read. Without it Spark computes that wide aggregate (a sort of every line)
+    twice; the caller materialises the header, then releases the staged frame.
     """
     present = [c for c in VOTED_COLUMNS if c in lines.columns]
     types = dict(lines.select(*present).dtypes)
@@ -109,7 +115,10 @@ def medical_claim_header(lines: DataFrame) -> DataFrame:
     conflict = F.lit(False)
     for c in present:
         conflict = conflict | (F.col(f"_min_{c}") != F.col(f"_max_{c}"))
-    grouped = grouped.withColumn("_conflict", conflict)
+    # One column per field: the value every line agrees on, else null (the vote below fills it).
+    agreed = [F.when(F.col(f"_min_{c}") == F.col(f"_max_{c}"), F.col(f"_min_{c}")).alias(c) for c in present]
+    rest = [c for c in grouped.columns if c != "claim_id" and not c.startswith(("_min_", "_max_"))]
+    grouped = stage(grouped.select("claim_id", *agreed, *rest, conflict.alias("_conflict")))
     conflicted = grouped.where("_conflict").select("claim_id")
     votes = _vote_conflicts(lines, conflicted, present)
     votes = votes.select("claim_id", *[F.col(f"`{c}`").alias(f"_vote_{c}") for c in present])
@@ -117,9 +126,8 @@ def medical_claim_header(lines: DataFrame) -> DataFrame:
     header = grouped.join(votes, "claim_id", "left")
     cols = [F.col("claim_id")]
     for c in present:
-        agreed = F.when(F.col(f"_min_{c}") == F.col(f"_max_{c}"), F.col(f"_min_{c}"))
         voted = F.col(f"_vote_{c}").cast(types[c])
-        cols.append(F.when(F.col("_conflict"), voted).otherwise(agreed).alias(c))
+        cols.append(F.when(F.col("_conflict"), voted).otherwise(F.col(c)).alias(c))
     cols += [F.col(c) for c in amounts]
     cols += [F.col("line_count")]
     cols += [F.col(c) for c in ("claim_line_start_date", "claim_line_end_date") if c in lines.columns]
