@@ -164,8 +164,9 @@ def score_claims(features_df: DataFrame, bundle: ModelBundle, top_k: int = 5) ->
     """``features_df`` (one row per claim_id, claim_source; the bundle's feature columns plus
     claim_source and peer_group) with score, model_score, anomaly_score, model_version and
     contributions added. Lazy: runs where the caller writes the result."""
-    needed = [*bundle.feature_cols, *bundle.anomaly.get("feature_cols", []), "claim_source"]
-    missing = [c for c in dict.fromkeys(needed) if c not in features_df.columns]
+    # What the model reads: the only columns sent to Python (peer_group may be absent: null below).
+    inputs = list(dict.fromkeys([*bundle.feature_cols, *bundle.anomaly.get("feature_cols", []), "claim_source", "peer_group"]))
+    missing = [c for c in inputs if c != "peer_group" and c not in features_df.columns]
     if missing:
         raise InputError(
             f"model {bundle.version} needs columns missing from the claim features: {', '.join(missing[:10])}"
@@ -177,8 +178,7 @@ def score_claims(features_df: DataFrame, bundle: ModelBundle, top_k: int = 5) ->
     drop = [f.name for f in SCORE_FIELDS if f.name in df.columns]
     df = df.drop(*drop)
     raw = bytes(bundle.booster.save_raw("json"))
-    config = bundle.scoring_config()
-    config_json = json.dumps(config)
+    config_json = json.dumps(bundle.scoring_config())
     version = bundle.version
     try:
         shared = df.sparkSession.sparkContext.broadcast((raw, config_json))
@@ -186,9 +186,8 @@ def score_claims(features_df: DataFrame, bundle: ModelBundle, top_k: int = 5) ->
     except Exception:  # Spark Connect has no SparkContext: ship the bytes in the closure
         payload = (raw, config_json)
         get = lambda: payload  # noqa: E731
-    # Only what the model reads crosses to Python and only the score fields come back; the claim's
-    # other columns stay in the JVM (measured at 1M lines: mapInPandas over every column, 10 s).
-    inputs = list(dict.fromkeys([*config["feature_cols"], *config["anomaly"]["feature_cols"], "claim_source", "peer_group"]))
+    # Only the inputs cross to Python and only the score fields come back; the claim's other columns
+    # stay in the JVM (measured at 1M lines: mapInPandas over every column, 10 s).
     names = [f.name for f in SCORE_FIELDS]
 
     def _score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
