@@ -88,8 +88,9 @@ def flag_rows(checked: DataFrame, row_checks: list[RowCheck], group_checks: list
         else F.array().cast("array<string>")
     )
     df = checked.withColumn(REASONS, reasons).withColumn(CLEAN, F.size(REASONS) == 0)
+    unique = next((c for c in group_checks if c.kind == "unique_key"), None)
     for check in group_checks:
-        df = _apply_group(df, check)
+        df = _apply_group(df, check, unique_key=unique.params["key"] if unique else None)
     return df.withColumn(REASON, F.when(F.size(REASONS) > 0, F.concat_ws("; ", REASONS))).drop(REASONS, CLEAN)
 
 
@@ -98,9 +99,11 @@ def _add_reason(df: DataFrame, fails, reason) -> DataFrame:
     return df.withColumn(REASONS, F.when(hit, F.concat(REASONS, F.array(reason))).otherwise(F.col(REASONS)))
 
 
-def _apply_group(df: DataFrame, check: GroupCheck) -> DataFrame:
+def _apply_group(df: DataFrame, check: GroupCheck, *, unique_key: list[str] | None = None) -> DataFrame:
+    """Add ``check``'s reason to the failing clean rows. ``unique_key``: the table's unique_key
+    columns, if it has that check (see one_value_per_key below)."""
     p = check.params
-    key = [F.col(f"`{k}`") for k in p.get("key", [])] + [F.col(CLEAN)]
+    key = [F.col(CLEAN)] + [F.col(f"`{k}`") for k in p.get("key", [])]
     if check.kind == "unique_key":
         # Deterministic: of rows sharing a key, the first by source file, then row text, is kept.
         w = Window.partitionBy(*key).orderBy(F.col(SOURCE_FILE), F.col(ROW_CONTENT))
@@ -108,7 +111,16 @@ def _apply_group(df: DataFrame, check: GroupCheck) -> DataFrame:
         df = df.withColumn("_rn", F.row_number().over(w))
         return _add_reason(df, F.col("_rn") > 1, F.concat(F.lit(check.reason + ": "), values)).drop("_rn")
     if check.kind == "one_value_per_key":
-        n = F.size(F.collect_set(F.col(f"`{p['column']}`")).over(Window.partitionBy(*key)))
+        w = Window.partitionBy(*key)
+        if unique_key and unique_key[: len(p["key"])] == p["key"]:
+            # The set is order-free, so this window takes the unique_key window's full sort order
+            # (rest of that key, source file, row text): Spark then sorts the wide rows once for
+            # both windows instead of twice (medical lines at 10M: BENCHMARKS.md, 2026-11-25 (b)).
+            rest = [F.col(f"`{k}`") for k in unique_key[len(p["key"]) :]]
+            w = w.orderBy(*rest, F.col(SOURCE_FILE), F.col(ROW_CONTENT)).rowsBetween(
+                Window.unboundedPreceding, Window.unboundedFollowing
+            )
+        n = F.size(F.collect_set(F.col(f"`{p['column']}`")).over(w))
         df = df.withColumn("_n_values", n)
         return _add_reason(df, F.col("_n_values") > 1, F.lit(check.reason)).drop("_n_values")
     if check.kind == "no_overlapping_spans":

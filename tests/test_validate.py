@@ -324,6 +324,19 @@ def test_group_rules_duplicates_conflicts_overlaps(corpus):
     assert [r.paid_amount for r in dup_kept] == [10.0]  # the first by row text is kept
 
 
+def test_group_rules_sort_the_lines_once(spark, corpus):
+    """The duplicate-key and one-claim_type windows share one shuffle and one sort of the wide
+    medical lines (a second sort cost ~10% of the gate at scale)."""
+    from claimsentry.jobs.validate import _read_table, check_table
+
+    raw = _read_table(spark, str(corpus["folder"]), "medical_claim", required=True)
+    groups = suites.compile_checks(suites.load_suite("medical_claim"), raw.columns, as_of=AS_OF)[1]
+    assert {g.kind for g in groups} >= {"unique_key", "one_value_per_key"}
+    plan = check_table(raw, "medical_claim", as_of=AS_OF)[1]._jdf.queryExecution().executedPlan().toString()
+    assert plan.count("Exchange hashpartitioning") == 1, plan
+    assert plan.count("+- Sort [") + plan.startswith("Sort [") == 1, plan
+
+
 def test_labels_rows_checked(corpus):
     by_key = corpus["by_key"]
     assert by_key[("labels", "ok2")] == ["label not one of 0, 1: '2'"]
