@@ -88,9 +88,9 @@ def flag_rows(checked: DataFrame, row_checks: list[RowCheck], group_checks: list
         else F.array().cast("array<string>")
     )
     df = checked.withColumn(REASONS, reasons).withColumn(CLEAN, F.size(REASONS) == 0)
-    unique = next((c for c in group_checks if c.kind == "unique_key"), None)
+    unique_key = next((c.params["key"] for c in group_checks if c.kind == "unique_key"), None)
     for check in group_checks:
-        df = _apply_group(df, check, unique_key=unique.params["key"] if unique else None)
+        df = _apply_group(df, check, unique_key=unique_key)
     return df.withColumn(REASON, F.when(F.size(REASONS) > 0, F.concat_ws("; ", REASONS))).drop(REASONS, CLEAN)
 
 

@@ -326,7 +326,7 @@ def test_group_rules_duplicates_conflicts_overlaps(corpus):
 
 def test_group_rules_sort_the_lines_once(spark, corpus):
     """The duplicate-key and one-claim_type windows share one shuffle and one sort of the wide
-    medical lines (a second sort cost ~10% of the gate at scale)."""
+    medical lines (the second sort cost 4-8 s of the 10M gate: BENCHMARKS.md, 2026-11-25 (b))."""
     from claimsentry.jobs.validate import _read_table, check_table
 
     raw = _read_table(spark, str(corpus["folder"]), "medical_claim", required=True)
