@@ -263,7 +263,11 @@ def unit_cost_features(fills: DataFrame, *, min_peer_fills: int = 5) -> DataFram
     peer = F.when(F.col("_n_ndc") >= min_peer_fills, F.col("_med_ndc")).when(
         F.col("_n_grp") >= min_peer_fills, F.col("_med_grp")
     )
-    out = priced.join(by_ndc, "ndc_11", "left").join(by_group, "product_group", "left").withColumn("peer_cost_per_unit", peer)
+    out = (
+        priced.join(F.broadcast(by_ndc), "ndc_11", "left")
+        .join(F.broadcast(by_group), "product_group", "left")
+        .withColumn("peer_cost_per_unit", peer)
+    )
     return out.withColumn(
         "cost_per_unit_to_peer_median",
         F.when(F.col("peer_cost_per_unit") > 0, F.col("cost_per_unit") / F.col("peer_cost_per_unit")),
@@ -292,14 +296,14 @@ def pharmacy_features(
     fills = fills.join(member_mme_windows(fills, window_days=window_days), ["person_id", "day"], "left")
     fills = cache(unit_cost_features(fills, min_peer_fills=min_peer_fills))
     fills = fills.join(
-        prescriber_features(
+        F.broadcast(prescriber_features(
             fills, min_prescriber_fills=min_prescriber_fills, min_prescriber_opioid_fills=min_prescriber_opioid_fills
-        ),
+        )),
         "prescriber_npi",
         "left",
     )
     conc = pharmacy_concentration(fills, min_pharmacy_controlled_fills=min_pharmacy_controlled_fills)
-    fills = fills.join(conc, "pharmacy_npi", "left").withColumn(
+    fills = fills.join(F.broadcast(conc), "pharmacy_npi", "left").withColumn(
         "pharmacy_top_prescriber_share",
         F.when(F.col("is_controlled") == 1, F.col("pharmacy_top_prescriber_share")),
     )
