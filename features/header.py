@@ -47,6 +47,10 @@ VOTED_COLUMNS: tuple[str, ...] = (
 )
 SUMMED_AMOUNTS: tuple[str, ...] = ("paid_amount", "allowed_amount", "charge_amount")
 
+# Claims whose lines disagree are voted on their own; up to this many, the vote is broadcast to the header
+# (a claim_id and ~100 mostly null values each), so the header needs no shuffle of its own.
+VOTE_BROADCAST_LIMIT = 200_000
+
 # Fields whose presence marks a claim institutional (UB-04) when claim_type itself is missing.
 _INSTITUTIONAL_MARKERS = (
     "bill_type_code",
@@ -85,17 +89,26 @@ def _vote_conflicts(lines: DataFrame, conflicted: DataFrame, columns: list[str])
     return winners.groupBy("claim_id").pivot("field", columns).agg(F.first("value"))
 
 
-def medical_claim_header(lines: DataFrame, *, stage: Callable[[DataFrame], DataFrame] = lambda df: df) -> DataFrame:
-    """One row per medical claim_id: voted header fields, amount totals, line count and line dates.
+def medical_claim_header(
+    lines: DataFrame,
+    *,
+    cache: Callable[[DataFrame], DataFrame] = lambda df: df,
+    broadcast_votes_up_to: int = VOTE_BROADCAST_LIMIT,
+) -> DataFrame:
+    """One row per medical claim_id: voted header fields, amount totals, line count, line dates and
+    ``top_hcpcs_code`` (the HCPCS code of the line paid most; ties go to the higher code).
 
     ``lines`` is the typed medical_claim table (contract columns; absent optional columns are fine).
     ``claim_type`` falls back to the Tuva rule when no line states it: institutional if any of bill
     type, DRG, admit type/source or discharge disposition (or a revenue code) is present,
     professional if none is and a place of service is.
 
-    ``stage``: persists the claim-level aggregate, which both the header values and the list of
-    conflicted claims read. Without it Spark computes that wide aggregate (a sort of every line)
-    twice; the caller materialises the header, then releases the staged frame.
+    ``cache``: persists a frame that the caller releases once the features are written
+    (``BlockContext.cache``). The claim aggregate is cached: the header values, the count of claims
+    whose lines disagree and the vote all read it. When no claim's lines disagree (the usual feed)
+    the header is a projection of that cached aggregate; when at most ``broadcast_votes_up_to``
+    claims do, their vote is cached too and joined by broadcast. Only a feed with more disagreeing
+    claims than that pays a shuffle join, and its header is then cached on its own.
     """
     present = [c for c in VOTED_COLUMNS if c in lines.columns]
     types = dict(lines.select(*present).dtypes)
@@ -107,6 +120,11 @@ def medical_claim_header(lines: DataFrame, *, stage: Callable[[DataFrame], DataF
     aggs += [F.count(F.lit(1)).alias("line_count")]
     if "revenue_center_code" in lines.columns:
         aggs.append(F.max(F.col("revenue_center_code").isNotNull().cast("int")).alias("_has_revenue_code"))
+    if "hcpcs_code" in lines.columns:
+        # In this (sort) aggregate it costs one more field; on its own it was a second pass over the lines.
+        paid = F.coalesce(F.col("paid_amount"), F.lit(0.0)) if "paid_amount" in lines.columns else F.lit(0.0)
+        costliest = F.max(F.when(F.col("hcpcs_code").isNotNull(), F.struct(paid.alias("p"), F.col("hcpcs_code").alias("c"))))
+        aggs.append(costliest["c"].alias("top_hcpcs_code"))
     for c in ("claim_line_start_date", "claim_line_end_date"):
         if c in lines.columns:
             aggs.append((F.min if c.endswith("start_date") else F.max)(c).alias(c))
@@ -118,23 +136,27 @@ def medical_claim_header(lines: DataFrame, *, stage: Callable[[DataFrame], DataF
     # One column per field: the value every line agrees on, else null (the vote below fills it).
     agreed = [F.when(F.col(f"_min_{c}") == F.col(f"_max_{c}"), F.col(f"_min_{c}")).alias(c) for c in present]
     rest = [c for c in grouped.columns if c != "claim_id" and not c.startswith(("_min_", "_max_"))]
-    grouped = stage(grouped.select("claim_id", *agreed, *rest, conflict.alias("_conflict")))
+    grouped = cache(grouped.select("claim_id", *agreed, *rest, conflict.alias("_conflict")))
     conflicted = grouped.where("_conflict").select("claim_id")
-    votes = _vote_conflicts(lines, conflicted, present)
-    votes = votes.select("claim_id", *[F.col(f"`{c}`").alias(f"_vote_{c}") for c in present])
-
-    header = grouped.join(votes, "claim_id", "left")
+    n_conflicted = conflicted.count()  # one small job over the cached aggregate (it materialises it)
+    if n_conflicted == 0:
+        header = grouped
+    else:
+        few = n_conflicted <= broadcast_votes_up_to
+        votes = _vote_conflicts(lines, F.broadcast(conflicted) if few else conflicted, present)
+        votes = votes.select("claim_id", *[F.col(f"`{c}`").alias(f"_vote_{c}") for c in present])
+        header = grouped.join(F.broadcast(cache(votes)), "claim_id", "left") if few else grouped.join(votes, "claim_id", "left")
     cols = [F.col("claim_id")]
     for c in present:
         voted = F.col(f"_vote_{c}").cast(types[c])
-        cols.append(F.when(F.col("_conflict"), voted).otherwise(F.col(c)).alias(c))
+        cols.append((F.when(F.col("_conflict"), voted).otherwise(F.col(c)) if n_conflicted else F.col(c)).alias(c))
     cols += [F.col(c) for c in amounts]
     cols += [F.col("line_count")]
-    cols += [F.col(c) for c in ("claim_line_start_date", "claim_line_end_date") if c in lines.columns]
+    cols += [F.col(c) for c in ("claim_line_start_date", "claim_line_end_date", "top_hcpcs_code") if c in grouped.columns]
     if "revenue_center_code" in lines.columns:
         cols.append(F.col("_has_revenue_code"))
-    header = header.select(*cols)
-    return _derive_claim_type(header).drop("_has_revenue_code")
+    header = _derive_claim_type(header.select(*cols)).drop("_has_revenue_code")
+    return header if n_conflicted <= broadcast_votes_up_to else cache(header)
 
 
 def _derive_claim_type(header: DataFrame) -> DataFrame:

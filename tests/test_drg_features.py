@@ -256,7 +256,7 @@ def test_exact_and_near_duplicates(spark):
         for i, pd in ((1, "2025-06-02"), (2, "2025-06-01"))
     ])
     header = medical_claim_header(lines)
-    base = medical_base(header, lines).unionByName(pharmacy_base(rx))
+    base = medical_base(header).unionByName(pharmacy_base(rx))
     out = dup_block.duplicate_features(base, dup_block.service_signatures(lines, header, rx), near_duplicate_days=3)
     got = {(r["claim_id"], r["claim_source"]): (r["exact_duplicate"], r["near_duplicate"], r["duplicate_of_claim_id"],
                                                 r["near_duplicate_of_claim_id"])
@@ -294,7 +294,7 @@ def test_services_after_death_and_outside_enrollment(spark):
          "quantity": 60.0, "days_supply": 30, "paid_amount": 42.5},  # dispensed on the last covered day
     ])
     header = medical_claim_header(lines)
-    base = medical_base(header, lines).unionByName(pharmacy_base(rx))
+    base = medical_base(header).unionByName(pharmacy_base(rx))
     out = member_block.member_features(base, elig)
     assert by_id(out, "days_after_death", "days_outside_enrollment", "service_period_days") == {
         "I1": (0.0, 3.0, 6.0),
@@ -312,7 +312,7 @@ def test_services_after_death_and_outside_enrollment(spark):
 def _ctx(spark, lines, elig):
     header = medical_claim_header(lines)
     return BlockContext(spark=spark, tables={"medical_claim": lines, "eligibility": elig}, header=header,
-                        base=medical_base(header, lines), params={"min_peer_cases": 2})
+                        base=medical_base(header), params={"min_peer_cases": 2})
 
 
 def test_block_on_icd9_feed_marks_grouper_features_unavailable(spark):

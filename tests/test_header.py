@@ -6,7 +6,7 @@ import pytest
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
-from claimsentry.features.header import medical_claim_header
+from claimsentry.features.header import VOTE_BROADCAST_LIMIT, medical_claim_header
 
 LINE_SCHEMA = T.StructType(
     [
@@ -26,8 +26,10 @@ LINE_SCHEMA = T.StructType(
 D1, D2 = dt.date(2025, 1, 1), dt.date(2025, 1, 2)
 
 
-@pytest.fixture(scope="module")
-def header(spark):
+@pytest.fixture(scope="module", params=["broadcast vote", "shuffled vote"])
+def header(spark, request):
+    """The same lines through both vote paths: few disagreeing claims (vote broadcast to the header)
+    and more than ``broadcast_votes_up_to`` (shuffle join); both must give the same header."""
     given = [
         # c1: lines agree -> header is the common value; amounts sum
         ("c1", 1, "institutional", "p1", "1234567893", D1, "291", "111", None, "0120", 100.0),
@@ -44,7 +46,8 @@ def header(spark):
         # c5: claim_type missing; a revenue code marks it institutional
         ("c5", 1, None, "p5", "1234567893", D1, None, None, None, "0450", 20.0),
     ]
-    return medical_claim_header(spark.createDataFrame(given, LINE_SCHEMA))
+    limit = VOTE_BROADCAST_LIMIT if request.param == "broadcast vote" else 0
+    return medical_claim_header(spark.createDataFrame(given, LINE_SCHEMA), broadcast_votes_up_to=limit)
 
 
 def test_header_is_one_row_per_claim(header):
@@ -73,3 +76,62 @@ def test_claim_type_derived_tuva_rule(header):
 
 def test_date_column_keeps_its_type(header):
     assert dict(header.dtypes)["claim_start_date"] == "date"
+
+
+def test_top_hcpcs_code_is_the_code_of_the_line_paid_most(spark):
+    schema = "claim_id string, claim_line_number int, hcpcs_code string, paid_amount double"
+    given = [
+        ("h1", 1, "99213", 50.0),
+        ("h1", 2, "99214", 80.0),
+        ("h1", 3, None, 500.0),  # a line without a code never names the claim's code
+        ("h2", 1, "A0425", 30.0),
+        ("h2", 2, "A0428", 30.0),  # a tie on paid goes to the higher code, on every run
+        ("h3", 1, "99213", None),  # unpaid counts as 0
+        ("h3", 2, None, 10.0),
+        ("h4", 1, None, 10.0),
+    ]
+    got = medical_claim_header(spark.createDataFrame(given, schema)).select("claim_id", "top_hcpcs_code")
+    expect = spark.createDataFrame(
+        [("h1", "99214"), ("h2", "A0428"), ("h3", "99213"), ("h4", None)], "claim_id string, top_hcpcs_code string"
+    )
+    assertDataFrameEqual(got, expect)
+
+
+def _operators(df):
+    """Physical operator names of ``df``'s plan, not descending into cached relations."""
+    names, todo = [], [df._jdf.queryExecution().executedPlan()]
+    while todo:
+        node = todo.pop()
+        if node.nodeName() == "AdaptiveSparkPlan":
+            node = node.inputPlan()
+        names.append(node.nodeName())
+        children = node.children()
+        todo += [children.apply(i) for i in range(children.size())]
+    return names
+
+
+def test_a_header_without_disagreement_reads_the_cached_aggregate(spark):
+    """The usual feed (every line of a claim repeats the header) pays one aggregate of the lines;
+    reading the header afterwards neither re-aggregates nor shuffles (BENCHMARKS.md, 2026-11-25 (c))."""
+    lines = spark.createDataFrame(
+        [("a", 1, "professional", "p1", "1234567893", D1, None, None, "11", None, 10.0),
+         ("a", 2, "professional", "p1", "1234567893", D1, None, None, "11", None, 20.0),
+         ("b", 1, "institutional", "p2", "1234567893", D2, "291", "111", None, "0120", 5.0)],
+        LINE_SCHEMA,
+    )
+    cached = []
+
+    def cache(df):
+        cached.append(df.persist())
+        return cached[-1]
+
+    header = medical_claim_header(lines, cache=cache)
+    try:
+        assert len(cached) == 1  # the claim aggregate only: no vote, no second copy of the header
+        operators = _operators(header)
+        assert "InMemoryTableScan" in operators, operators
+        assert not [o for o in operators if "Aggregate" in o or "Exchange" in o or "Join" in o], operators
+        assert {r.claim_id: r.paid_amount for r in header.collect()} == {"a": 30.0, "b": 5.0}
+    finally:
+        for df in cached:
+            df.unpersist()

@@ -84,7 +84,7 @@ def _ctx(spark, rows):
     lines = typed_frame(spark, MEDICAL_CLAIM, rows)
     header = medical_claim_header(lines)
     return BlockContext(
-        spark=spark, tables={"medical_claim": lines}, header=header, base=medical_base(header, lines), params=dict(PARAMS)
+        spark=spark, tables={"medical_claim": lines}, header=header, base=medical_base(header), params=dict(PARAMS)
     )
 
 
