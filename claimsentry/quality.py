@@ -7,10 +7,16 @@ Frames (all at the grain of the input table: one row per row read):
 - *checked* (``type_table``): the contract columns cast to their types (absent optional columns as
   typed nulls), unknown extra columns kept as strings, ``_raw_<col>`` (the string as read) beside
   every non-string contract column, ``_row_content`` (JSON of the raw row) and the two raw extras.
-- *flagged* (``flag_rows``): checked + ``_reason`` (null = accepted; else every failing rule, ``; ``-joined).
+- *flagged* (``flag_rows``): checked + ``_row_id`` + ``_reason`` (null = accepted; else every failing
+  rule, ``; ``-joined). The gate builds it in two steps so that the wide rows are never shuffled:
+  ``flag_row_rules`` (a projection, written once) and then ``group_failures`` /
+  ``apply_group_failures`` (duplicate keys, one value per key, overlapping spans) on narrow columns.
 """
 
 from __future__ import annotations
+
+from functools import reduce
+from typing import Callable
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -21,10 +27,13 @@ from claimsentry.io import CORRUPT, SOURCE_FILE
 from claimsentry.schemas import TableSpec
 
 ROW_CONTENT = "_row_content"
-REASONS = "_reasons"
 REASON = "_reason"
-CLEAN = "_passes_row_rules"
+ROW_ID = "_row_id"
+GROUP_REASON = "_group_reason"
 RAW_PREFIX = "_raw_"
+# Up to this many rows (rows of a repeated key, keys with mixed values, rows breaking a group rule)
+# are broadcast to the wide rows; more (a badly broken feed) take a shuffle join instead.
+BROADCAST_ROWS = 1_000_000
 
 # Enumerated contract values are compared lower-case ("Institutional" is "institutional").
 ENUM_COLUMNS = frozenset(
@@ -75,61 +84,115 @@ def extra_columns(raw_columns: list[str], spec: TableSpec) -> list[str]:
     return [c for c in raw_columns if c not in spec.column_names and c not in (CORRUPT, SOURCE_FILE)]
 
 
-def flag_rows(checked: DataFrame, row_checks: list[RowCheck], group_checks: list[GroupCheck]) -> DataFrame:
-    """Checked frame + ``_reason``: every failing row-level rule; then, among rows passing those,
-    group rules (duplicate key, one value per key, overlapping spans). Same grain as ``checked``.
-
-    Group windows are partitioned by the key *and* whether the row passed the row rules, so a
-    broken row never makes a good one a duplicate; the input is scanned once."""
+def flag_row_rules(checked: DataFrame, row_checks: list[RowCheck]) -> DataFrame:
+    """Checked frame + ``_row_id`` (unique within one evaluation of the frame: materialise it before
+    joining on it) + ``_reason``: every failing row-level rule, ``; ``-joined in suite order (null =
+    passes them). A projection: no shuffle, no sort, one pass over the input."""
     errors = [c for c in row_checks if c.severity == "row"]
-    reasons = (
-        F.array_compact(F.array(*[F.when(c.fails, c.reason) for c in errors]))
+    # concat_ws skips the nulls of passing rules; no failing rule leaves "" -> null.
+    reason = (
+        F.nullif(F.concat_ws("; ", *[F.when(c.fails, c.reason) for c in errors]), F.lit(""))
         if errors
-        else F.array().cast("array<string>")
+        else F.lit(None).cast("string")
     )
-    df = checked.withColumn(REASONS, reasons).withColumn(CLEAN, F.size(REASONS) == 0)
-    unique_key = next((c.params["key"] for c in group_checks if c.kind == "unique_key"), None)
-    for check in group_checks:
-        df = _apply_group(df, check, unique_key=unique_key)
-    return df.withColumn(REASON, F.when(F.size(REASONS) > 0, F.concat_ws("; ", REASONS))).drop(REASONS, CLEAN)
+    return checked.select("*", F.monotonically_increasing_id().alias(ROW_ID), reason.alias(REASON))
 
 
-def _add_reason(df: DataFrame, fails, reason) -> DataFrame:
-    hit = F.col(CLEAN) & F.coalesce(fails, F.lit(False))
-    return df.withColumn(REASONS, F.when(hit, F.concat(REASONS, F.array(reason))).otherwise(F.col(REASONS)))
+def group_failures(
+    rows: DataFrame,
+    group_checks: list[GroupCheck],
+    *,
+    cache: Callable[[DataFrame], DataFrame] = lambda df: df,
+    broadcast_rows: int = BROADCAST_ROWS,
+) -> DataFrame | None:
+    """One row per ``_row_id`` of ``rows`` (``flag_row_rules`` output, materialised) that passes the
+    row rules but breaks a group rule: ``_group_reason``, every group rule it breaks in suite order.
+    None when the table has no group rules.
+
+    Only narrow columns (keys, the checked column, ``_row_id``) are shuffled; the wide rows never
+    are. The row text is read only for rows whose key is duplicated, to pick the copy that is kept.
+    Group rules see only rows passing the row rules, so a broken row never makes a good one a
+    duplicate. ``cache`` persists the small intermediate frames that are counted and then joined."""
+    if not group_checks:
+        return None
+    clean = rows.where(F.col(REASON).isNull())
+    parts = [
+        (i, part)
+        for i, check in enumerate(group_checks)
+        if (part := _group_check_failures(clean, check, cache=cache, broadcast_rows=broadcast_rows)) is not None
+    ]
+    if not parts:
+        return rows.sparkSession.createDataFrame([], f"{ROW_ID} bigint, {GROUP_REASON} string")
+    failures = reduce(DataFrame.unionByName, [p.select(ROW_ID, F.lit(i).alias("_check"), "_text") for i, p in parts])
+    in_order = F.array_sort(F.collect_list(F.struct("_check", "_text")))
+    return failures.groupBy(ROW_ID).agg(F.concat_ws("; ", in_order["_text"]).alias(GROUP_REASON))
 
 
-def _apply_group(df: DataFrame, check: GroupCheck, *, unique_key: list[str] | None = None) -> DataFrame:
-    """Add ``check``'s reason to the failing clean rows. ``unique_key``: the table's unique_key
-    columns, if it has that check (see one_value_per_key below)."""
+def apply_group_failures(
+    rows: DataFrame,
+    failures: DataFrame | None,
+    *,
+    cache: Callable[[DataFrame], DataFrame] = lambda df: df,
+    broadcast_rows: int = BROADCAST_ROWS,
+) -> DataFrame:
+    """``rows`` with the group reasons of ``failures`` (``group_failures``) in ``_reason``. When no row
+    breaks a group rule (the usual feed) ``rows`` is returned as it is; when up to ``broadcast_rows``
+    do, their reasons are broadcast, so the wide rows are still not shuffled."""
+    if failures is None:
+        return rows
+    failures = cache(failures)
+    n = failures.count()
+    if n == 0:
+        return rows
+    joined = rows.join(F.broadcast(failures) if n <= broadcast_rows else failures, ROW_ID, "left")
+    return joined.withColumn(REASON, F.coalesce(F.col(REASON), F.col(GROUP_REASON))).drop(GROUP_REASON)
+
+
+def flag_rows(checked: DataFrame, row_checks: list[RowCheck], group_checks: list[GroupCheck]) -> DataFrame:
+    """Checked frame + ``_row_id`` + ``_reason`` (null = accepted; else every failing row rule, or
+    else every failing group rule). The gate materialises ``flag_row_rules`` before the group rules
+    read it (``jobs.validate.run_gate``); this composition is for small frames."""
+    rows = flag_row_rules(checked, row_checks)
+    return apply_group_failures(rows, group_failures(rows, group_checks))
+
+
+def _smaller_side(frame: DataFrame, cache, broadcast_rows: int) -> tuple[DataFrame, int]:
+    """``frame`` persisted and counted, marked for broadcast when it has at most ``broadcast_rows`` rows."""
+    frame = cache(frame)
+    n = frame.count()
+    return (F.broadcast(frame) if n <= broadcast_rows else frame), n
+
+
+def _group_check_failures(clean: DataFrame, check: GroupCheck, *, cache, broadcast_rows: int) -> DataFrame | None:
+    """(``_row_id``, ``_text``) of the clean rows breaking ``check``; None when none can."""
     p = check.params
-    key = [F.col(CLEAN)] + [F.col(f"`{k}`") for k in p.get("key", [])]
+    key = [F.col(f"`{k}`") for k in p.get("key", [])]
     if check.kind == "unique_key":
-        # Deterministic: of rows sharing a key, the first by source file, then row text, is kept.
-        w = Window.partitionBy(*key).orderBy(F.col(SOURCE_FILE), F.col(ROW_CONTENT))
+        # Rows whose key is repeated, found on (key, row id) alone.
+        repeated = clean.select(*key, ROW_ID).withColumn("_n", F.count(F.lit(1)).over(Window.partitionBy(*key)))
+        repeated, n = _smaller_side(repeated.where("_n > 1").drop("_n"), cache, broadcast_rows)
+        if n == 0:
+            return None
+        # Deterministic: of rows sharing a key, the first by source file, then row text, is kept
+        # (the row id only orders byte-identical copies, where either choice gives the same output).
+        copies = clean.select(ROW_ID, SOURCE_FILE, ROW_CONTENT).join(repeated, ROW_ID)
+        w = Window.partitionBy(*key).orderBy(F.col(SOURCE_FILE), F.col(ROW_CONTENT), F.col(ROW_ID))
         values = F.concat_ws(", ", *[F.coalesce(F.col(f"`{k}`").cast("string"), F.lit("null")) for k in p["key"]])
-        df = df.withColumn("_rn", F.row_number().over(w))
-        return _add_reason(df, F.col("_rn") > 1, F.concat(F.lit(check.reason + ": "), values)).drop("_rn")
+        ranked = copies.select(ROW_ID, F.row_number().over(w).alias("_rn"), F.concat(F.lit(check.reason + ": "), values).alias("_text"))
+        return ranked.where("_rn > 1").drop("_rn")
     if check.kind == "one_value_per_key":
-        w = Window.partitionBy(*key)
-        if unique_key and unique_key[: len(p["key"])] == p["key"]:
-            # The set is order-free, so this window takes the unique_key window's full sort order
-            # (rest of that key, source file, row text): Spark then sorts the wide rows once for
-            # both windows instead of twice (medical lines at 10M: BENCHMARKS.md, 2026-11-25 (b)).
-            rest = [F.col(f"`{k}`") for k in unique_key[len(p["key"]) :]]
-            w = w.orderBy(*rest, F.col(SOURCE_FILE), F.col(ROW_CONTENT)).rowsBetween(
-                Window.unboundedPreceding, Window.unboundedFollowing
-            )
-        n = F.size(F.collect_set(F.col(f"`{p['column']}`")).over(w))
-        df = df.withColumn("_n_values", n)
-        return _add_reason(df, F.col("_n_values") > 1, F.lit(check.reason)).drop("_n_values")
+        mixed = clean.groupBy(*key).agg(F.countDistinct(F.col(f"`{p['column']}`")).alias("_n")).where("_n > 1").drop("_n")
+        mixed, n = _smaller_side(mixed, cache, broadcast_rows)
+        if n == 0:
+            return None
+        return clean.select(*key, ROW_ID).join(mixed, p["key"], "left_semi").select(ROW_ID, F.lit(check.reason).alias("_text"))
     if check.kind == "no_overlapping_spans":
         start, end = F.col(f"`{p['start']}`"), F.col(f"`{p['end']}`")
         w = Window.partitionBy(*key).orderBy(start, end).rowsBetween(Window.unboundedPreceding, -1)
-        df = df.withColumn("_prev_end", F.max(end).over(w))
+        spans = clean.select(ROW_ID, start.alias("_start"), F.max(end).over(w).alias("_prev_end"))
         head, _, tail = check.reason.partition("{value}")
         text = F.concat(F.lit(head), F.col("_prev_end").cast("string"), F.lit(tail)) if _ else F.lit(head)
-        return _add_reason(df, F.col("_prev_end") >= start, text).drop("_prev_end")
+        return spans.where(F.col("_prev_end") >= F.col("_start")).select(ROW_ID, text.alias("_text"))
     raise ValueError(f"unknown group check kind {check.kind!r}")
 
 

@@ -62,7 +62,8 @@ class GateResult:
     cached: list[DataFrame] = field(default_factory=list)
 
     def release(self) -> None:
-        """Drop the gate's persisted frames from Spark's cache (a no-op with a checkpoint dir)."""
+        """Drop the gate's persisted frames from Spark's cache (with a checkpoint dir, only the small
+        group-rule frames are persisted)."""
         for frame in self.cached:
             frame.unpersist()
         self.cached.clear()
@@ -105,11 +106,23 @@ def _read_table(spark: SparkSession, input_dir: str, name: str, *, required: boo
 # --- Transform ------------------------------------------------------------------------------------
 
 
+@dataclass
+class TableCheck:
+    """One table's gate plan (``check_table``). ``ruled``: the checked rows with ``_row_id`` and the
+    row rules' ``_reason`` (one projection of the input: materialise it once); ``group_checks`` run
+    on it afterwards (``quality.group_failures``)."""
+
+    ruled: DataFrame
+    group_checks: list
+    warning_checks: list
+    warnings: list[str]
+
+
 def check_table(
     raw: DataFrame, name: str, *, as_of: dt.date, npi_stand_in_sources: tuple[str, ...] = ()
-) -> tuple[DataFrame, DataFrame, list, list[str]]:
-    """Checked and flagged frames for one table (see ``claimsentry.quality``), its warning checks and the
-    schema-level warnings. Raises GateFailed when a required column is missing.
+) -> TableCheck:
+    """The gate plan for one table (see ``claimsentry.quality``): row rules, group rules, warning
+    checks and the schema-level warnings. Raises GateFailed when a required column is missing.
 
     ``npi_stand_in_sources``: ``data_source`` values whose provider ids are declared stand-ins, not
     NPIs (DE-SynPUF carries CMS certification numbers): the NPI check-digit rules skip those rows."""
@@ -138,8 +151,12 @@ def check_table(
             f"{name}: NPI check digits not checked for data_source {', '.join(npi_stand_in_sources)} "
             "(declared provider-id stand-ins, validation.npi_stand_in_sources)"
         )
-    flagged = quality.flag_rows(checked, row_checks, group_checks)
-    return checked, flagged, [c for c in row_checks if c.severity == "warning"], warnings
+    return TableCheck(
+        quality.flag_row_rules(checked, row_checks),
+        group_checks,
+        [c for c in row_checks if c.severity == "warning"],
+        warnings,
+    )
 
 
 def run_gate(
@@ -165,25 +182,39 @@ def run_gate(
         )
     missing_tables = [n for n, df in raws.items() if df is None]
 
-    flagged: dict[str, DataFrame] = {}
-    checked: dict[str, DataFrame] = {}
+    plans: dict[str, TableCheck] = {}
     warnings: list[str] = []
-    warning_checks: dict[str, list] = {}
     for name, raw in raws.items():
         if raw is None:
             continue
-        checked[name], flagged[name], warning_checks[name], w = check_table(
+        plans[name] = check_table(
             raw, name, as_of=as_of, npi_stand_in_sources=tuple(settings.get("validation.npi_stand_in_sources") or ())
         )
-        warnings += w
+        warnings += plans[name].warnings
+    warning_checks = {name: plan.warning_checks for name, plan in plans.items()}
 
-    # One pass over each input: the flagged frame (typed row + every failing rule) is materialised
-    # once, as Parquet in ``checkpoint_dir`` or else persisted; counts, accepted rows, quarantine and
-    # the GE validation all read that copy instead of re-reading and re-checking the raw input.
+    # One pass over each input: the typed rows with every failing row rule are materialised once,
+    # as Parquet in ``checkpoint_dir`` or else persisted, with no shuffle. Group rules (duplicate
+    # keys, one claim_type per claim, overlapping spans) then read narrow columns of that copy, and
+    # the few rows breaking them are joined back by row id. Counts, accepted rows, quarantine and
+    # the GE validation all read the copy instead of re-reading and re-checking the raw input.
     base = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    for name in list(flagged):
-        flagged[name] = _materialise(spark, flagged[name], name, None if base is None else base / name)
-        checked[name] = flagged[name].drop(quality.REASON)
+    flagged: dict[str, DataFrame] = {}
+    checked: dict[str, DataFrame] = {}
+    cached: list[DataFrame] = []
+
+    def cache(df: DataFrame) -> DataFrame:
+        cached.append(df.persist(StorageLevel.MEMORY_AND_DISK))
+        return cached[-1]
+
+    for name, plan in plans.items():
+        rows = _materialise(spark, plan.ruled, name, None if base is None else base / name)
+        if base is None:
+            cached.append(rows)
+        flagged[name] = quality.apply_group_failures(
+            rows, quality.group_failures(rows, plan.group_checks, cache=cache), cache=cache
+        )
+        checked[name] = flagged[name].drop(quality.REASON, quality.ROW_ID)
 
     counts: dict[str, dict[str, int]] = {}
     for name, frame in flagged.items():
@@ -203,7 +234,6 @@ def run_gate(
         quarantine = quarantine.unionByName(quality.quarantine_rows(f, n))
     for name, c in counts.items():
         log.info("gate %s: read %d, accepted %d, quarantined %d", name, c["read"], c["accepted"], c["quarantined"])
-    cached = [] if base is not None else list(flagged.values())
     return GateResult(tables, quarantine, counts, warnings, missing_tables, as_of, checked, cached)
 
 

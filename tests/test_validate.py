@@ -324,17 +324,44 @@ def test_group_rules_duplicates_conflicts_overlaps(corpus):
     assert [r.paid_amount for r in dup_kept] == [10.0]  # the first by row text is kept
 
 
-def test_group_rules_sort_the_lines_once(spark, corpus):
-    """The duplicate-key and one-claim_type windows share one shuffle and one sort of the wide
-    medical lines (the second sort cost 4-8 s of the 10M gate: BENCHMARKS.md, 2026-11-25 (b))."""
+def test_the_wide_rows_are_never_shuffled_and_both_join_paths_agree(spark, corpus):
+    """The gate's one pass over the input (typing and row rules, the frame it writes) has no shuffle
+    and no sort; the group rules shuffle only narrow columns (at 10M lines the wide-row shuffle and
+    sort were a third of the gate: BENCHMARKS.md, 2026-12-02). Their failing rows are broadcast
+    back; the shuffle-join fallback for a badly broken feed gives the same reasons."""
+    from claimsentry import quality
     from claimsentry.jobs.validate import _read_table, check_table
 
     raw = _read_table(spark, str(corpus["folder"]), "medical_claim", required=True)
-    groups = suites.compile_checks(suites.load_suite("medical_claim"), raw.columns, as_of=AS_OF)[1]
-    assert {g.kind for g in groups} >= {"unique_key", "one_value_per_key"}
-    plan = check_table(raw, "medical_claim", as_of=AS_OF)[1]._jdf.queryExecution().executedPlan().toString()
-    assert plan.count("Exchange hashpartitioning") == 1, plan
-    assert plan.count("+- Sort [") + plan.startswith("Sort [") == 1, plan
+    plan = check_table(raw, "medical_claim", as_of=AS_OF)
+    assert {g.kind for g in plan.group_checks} >= {"unique_key", "one_value_per_key"}
+    physical = plan.ruled._jdf.queryExecution().executedPlan().toString()
+    assert "Exchange" not in physical and "Sort [" not in physical, physical
+
+    rows = plan.ruled.persist()
+    auto = {k: spark.conf.get(k) for k in ("spark.sql.autoBroadcastJoinThreshold", "spark.sql.adaptive.autoBroadcastJoinThreshold")}
+    try:
+        by_path = {}
+        for limit in (quality.BROADCAST_ROWS, 0):  # broadcast, then the shuffle-join fallback
+            if limit == 0:  # Spark would still broadcast a frame this small on its own
+                for k in auto:
+                    spark.conf.set(k, "-1")
+            failures = quality.group_failures(rows, plan.group_checks, broadcast_rows=limit)
+            assert set(failures.columns) == {quality.ROW_ID, quality.GROUP_REASON}
+            flagged = quality.apply_group_failures(rows, failures, broadcast_rows=limit)
+            joined = flagged._jdf.queryExecution().executedPlan().toString()
+            assert ("BroadcastHashJoin" in joined) == (limit > 0), joined
+            by_path[limit] = sorted(
+                (r["claim_id"], r["claim_line_number"], r["_reason"])
+                for r in flagged.where("_reason IS NOT NULL").select("claim_id", "claim_line_number", "_reason").collect()
+            )
+        assert by_path[quality.BROADCAST_ROWS] == by_path[0]
+        assert ("dup", 1, "duplicate key (claim_id, claim_line_number): dup, 1") in by_path[0]
+        assert sum(r[0] == "mixed" for r in by_path[0]) == 2
+    finally:
+        for k, v in auto.items():
+            spark.conf.unset(k) if v is None else spark.conf.set(k, v)
+        rows.unpersist()
 
 
 def test_labels_rows_checked(corpus):
