@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pyspark.sql import functions as F
 
 from claimsentry.errors import GateFailed, InputError
 from claimsentry.expectations import suites
@@ -549,6 +550,29 @@ def test_ge_report_on_a_deterministic_sample_above_ge_max_rows(spark, settings, 
     results = json.loads((run_dir / "data_quality" / "validation_results.json").read_text())
     assert results["medical_claim"]["claimsentry_sampled"] is True
     assert "(on a sample)" in (run_dir / "data_quality" / "data_docs.html").read_text()
+
+
+def test_ge_sample_of_a_large_table_reads_only_some_checkpoint_parts(spark, settings, tmp_path):
+    """Above ge_max_rows, a checkpointed table's GE sample comes from evenly spaced part files of
+    the checkpoint (its cost stays flat as the table grows); same sample on every call."""
+    folder = tmp_path / "in"
+    (folder / "medical_claim").mkdir(parents=True)
+    _write_csv(folder / "eligibility.csv", [_elig("p1")])
+    for part in range(8):  # 8 input files -> several checkpoint part files (Spark packs small files)
+        _write_csv(folder / "medical_claim" / f"part-{part}.csv", [_med(f"p{part}_{i}") for i in range(50)])
+    result = run_gate(spark, str(folder), settings, as_of=AS_OF, checkpoint_dir=tmp_path / "ckpt")
+    parts = result.parts["medical_claim"]
+    assert len(parts) >= 2
+    sample, sampled = result.ge_frame("medical_claim", 100)
+    files = {r[0].rsplit("/", 1)[1] for r in sample.select(F.input_file_name()).distinct().collect()}
+    assert sampled and len(files) == -(-len(parts) * 100 // 400) < len(parts)  # only the parts ~100 rows need
+    assert files <= {p.rsplit("/", 1)[1] for p in parts}
+    ids = sorted(r[0] for r in sample.select("claim_id").collect())
+    assert 30 < len(ids) <= 100
+    assert ids == sorted(r[0] for r in result.ge_frame("medical_claim", 100)[0].select("claim_id").collect())
+    assert set(sample.columns) == set(result.checked["medical_claim"].columns)
+    whole, sampled = result.ge_frame("medical_claim", 1000)
+    assert not sampled and whole.count() == 400
 
 
 def test_checkpoint_dir_and_explicit_labels_file(spark, settings, tmp_path):
