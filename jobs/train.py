@@ -424,6 +424,7 @@ def train_from_input(
             )
         finally:
             fs.release()
+            gate.release()  # the small group-rule frames it persisted over the checkpoint
     return result
 
 
