@@ -30,3 +30,45 @@ def test_bench_smoke_writes_results_with_stage_ceilings(tmp_path, trained_settin
     assert size["ceilings"]["xgboost_inplace_predict"]["rows_per_second"] > 0
     assert size["peak_memory_mb"]["jvm"] > 0
     assert "| claim lines |" in done.stdout
+
+
+def test_spark_profile_attributes_executor_time_to_pipeline_stages(tmp_path):
+    """bench/spark_profile.py on a hand-written event log in Spark 4's rolling layout (given -> expect):
+    tasks add up per Spark stage, Spark stages go to the pipeline stage named by their job's
+    description, and a stage's operators come from its RDD scopes."""
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import spark_profile
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+
+    def task(stage, run_ms, cpu_ns, spill=0, shuffle=0):
+        return {"Event": "SparkListenerTaskEnd", "Stage ID": stage, "Task Metrics": {
+            "Executor Run Time": run_ms, "Executor CPU Time": cpu_ns, "JVM GC Time": 0, "Disk Bytes Spilled": spill,
+            "Shuffle Write Metrics": {"Shuffle Bytes Written": shuffle}, "Input Metrics": {"Bytes Read": 0}}}
+
+    scope = lambda name: json.dumps({"id": "1", "name": name})  # noqa: E731
+    events = [
+        {"Event": "SparkListenerJobStart", "Job ID": 0, "Submission Time": 1_000, "Stage IDs": [0, 1],
+         "Properties": {"spark.job.description": "claimsentry validate"}},
+        task(0, 2_000, 1_500_000_000, shuffle=2**20), task(0, 1_000, 500_000_000), task(1, 4_000, 3_000_000_000, spill=2**21),
+        {"Event": "SparkListenerStageCompleted", "Stage Info": {"Stage ID": 1, "Stage Name": "parquet", "RDD Info": [
+            {"Scope": scope("Exchange")}, {"Scope": scope("WholeStageCodegen (2)")}, {"Scope": scope("Sort")}]}},
+        {"Event": "SparkListenerJobEnd", "Job ID": 0, "Completion Time": 8_000},
+        {"Event": "SparkListenerJobStart", "Job ID": 1, "Submission Time": 9_000, "Stage IDs": [2], "Properties": {}},
+        task(2, 500, 100_000_000),
+    ]
+    folder = tmp_path / "eventlog_v2_local-1"
+    folder.mkdir()
+    half = len(events) // 2
+    (folder / "events_2_local-1").write_text("\n".join(json.dumps(e) for e in events[half:]) + "\n")
+    (folder / "events_1_local-1").write_text("\n".join(json.dumps(e) for e in events[:half]) + "\n")
+
+    summary = spark_profile.summarise(folder)
+    validate = summary["pipeline_stages"]["validate"]
+    assert (validate["run_s"], validate["cpu_s"], validate["tasks"], validate["jobs"]) == (7.0, 5.0, 3, 1)
+    assert (validate["spill_mb"], validate["shuffle_write_mb"], validate["job_s"]) == (2.0, 1.0, 7.0)
+    assert summary["pipeline_stages"]["(outside the stages)"]["run_s"] == 0.5
+    top = summary["spark_stages"][0]
+    assert (top["stage_id"], top["pipeline_stage"], top["operators"]) == (1, "validate", "Exchange, Sort")
+    assert "| validate |" in spark_profile.render(summary)
