@@ -107,7 +107,8 @@ def group_failures(
 ) -> DataFrame | None:
     """One row per ``_row_id`` of ``rows`` (``flag_row_rules`` output, materialised) that passes the
     row rules but breaks a group rule: ``_group_reason``, every group rule it breaks in suite order.
-    None when the table has no group rules.
+    None when no row can break one (the table has no group rules, or no key repeats, no key has
+    mixed values and no span overlaps).
 
     Only narrow columns (keys, the checked column, ``_row_id``) are shuffled; the wide rows never
     are. The row text is read only for rows whose key is duplicated, to pick the copy that is kept.
@@ -122,7 +123,7 @@ def group_failures(
         if (part := _group_check_failures(clean, check, cache=cache, broadcast_rows=broadcast_rows)) is not None
     ]
     if not parts:
-        return rows.sparkSession.createDataFrame([], f"{ROW_ID} bigint, {GROUP_REASON} string")
+        return None
     failures = reduce(DataFrame.unionByName, [p.select(ROW_ID, F.lit(i).alias("_check"), "_text") for i, p in parts])
     in_order = F.array_sort(F.collect_list(F.struct("_check", "_text")))
     return failures.groupBy(ROW_ID).agg(F.concat_ws("; ", in_order["_text"]).alias(GROUP_REASON))
@@ -140,11 +141,10 @@ def apply_group_failures(
     do, their reasons are broadcast, so the wide rows are still not shuffled."""
     if failures is None:
         return rows
-    failures = cache(failures)
-    n = failures.count()
+    failures, n = _smaller_side(failures, cache, broadcast_rows)
     if n == 0:
         return rows
-    joined = rows.join(F.broadcast(failures) if n <= broadcast_rows else failures, ROW_ID, "left")
+    joined = rows.join(failures, ROW_ID, "left")
     return joined.withColumn(REASON, F.coalesce(F.col(REASON), F.col(GROUP_REASON))).drop(GROUP_REASON)
 
 
