@@ -211,6 +211,9 @@ def apply_rules(df: DataFrame, rules: list[dict]) -> tuple[DataFrame, list[str],
     not parse, does not resolve or is not boolean.
     """
     columns = set(df.columns)
+    # `when` is type-checked on an empty frame of the same schema: analysing a select on the
+    # features' own plan (dozens of joins) took ~0.5 s per rule, 14 s per run for 25 rules.
+    probe = df.sparkSession.createDataFrame([], df.schema)
     rule_cols: list[str] = []
     descriptions: dict[str, str] = {}
     exprs = []
@@ -223,7 +226,7 @@ def apply_rules(df: DataFrame, rules: list[dict]) -> tuple[DataFrame, list[str],
         if absent:
             raise InputError(f"{label}: reason names column(s) {', '.join(absent)} that claim_features does not have")
         try:
-            dtype = _when_type(rule["when"], df)
+            dtype = _when_type(rule["when"], probe)
         except ValueError as err:
             raise InputError(f"{label}: {err}") from None
         except Exception as err:  # AnalysisException: unknown column or function in `when`
