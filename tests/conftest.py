@@ -67,17 +67,27 @@ def generated_claims(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained_settings(tmp_path_factory, spark, generated_claims):
-    """Settings whose MLflow store holds a champion trained on ``generated_claims``.
+def trained_run(tmp_path_factory, spark, generated_claims):
+    """``train_from_input`` on ``generated_claims`` into a fresh MLflow store, once per session:
+    ``{"settings": ..., "result": ...}`` (the job's returned model_version, run_id, metrics...)."""
+    import datetime as dt
 
-    Tests that write queue history must point ``queue.history_dir`` at their own temp dir."""
     from claimsentry.config import load_settings
     from claimsentry.jobs.train import train_from_input
 
     data_dir = tmp_path_factory.mktemp("trained") / "data"
     settings = load_settings(environ={}, overrides={"data_dir": str(data_dir)})
-    train_from_input(spark, str(generated_claims), settings)
-    return settings
+    result = train_from_input(spark, str(generated_claims), settings, as_of=dt.date(2026, 1, 1))
+    return {"settings": settings, "result": result}
+
+
+@pytest.fixture(scope="session")
+def trained_settings(trained_run):
+    """Settings whose MLflow store holds a champion trained on ``generated_claims``.
+
+    Tests that write queue history must point ``queue.history_dir`` at their own temp dir; tests
+    that register models must work on a copy of the store (``data_dir``)."""
+    return trained_run["settings"]
 
 
 def claimsentry_cli(*args: str, env: dict | None = None, cwd=None):

@@ -4,28 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 
 import pandas as pd
 import pytest
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    gen = pytest.importorskip("claimsentry.generate")
-    pytest.importorskip("claimsentry.jobs.validate")
-    out = tmp_path_factory.mktemp("gen") / "input"
-    gen.generate(str(out), members=300, seed=1)
-    return out
-
-
 @pytest.mark.slow
-def test_train_from_input_registers_a_champion_and_logs_the_report_contract(spark, settings, generated):
+def test_train_from_input_registers_a_champion_and_logs_the_report_contract(spark, trained_run, generated_claims, tmp_path):
+    """The session's training run (``trained_run``: ``train_from_input`` on generated claims into a
+    fresh store), then a second run on a copy of that store."""
     from mlflow import MlflowClient
 
     from claimsentry.jobs.train import train_from_input
     from claimsentry.models.registry import load_champion
 
-    result = train_from_input(spark, str(generated), settings, as_of=dt.date(2026, 1, 1))
+    result, settings = trained_run["result"], trained_run["settings"]
     assert set(result) >= {"model_version", "run_id", "decision", "metrics"}
     assert result["model_version"] == "claimsentry-fraud/1" and result["decision"] == "promoted"
     m = result["metrics"]
@@ -45,8 +39,13 @@ def test_train_from_input_registers_a_champion_and_logs_the_report_contract(spar
     bundle = load_champion(settings)
     assert bundle.version == result["model_version"] and bundle.feature_cols == feats["feature_cols"]
 
-    # a second run on the same data is compared with the champion on the same held-out rows
-    again = train_from_input(spark, str(generated), settings, as_of=dt.date(2026, 1, 1))
+    # a second run on the same data is compared with the champion on the same held-out rows; it
+    # registers into a copy of the session's store, which other tests keep using as it is
+    copy = tmp_path / "data"
+    shutil.copytree(settings.get("data_dir"), copy)
+    settings = settings.with_overrides({"data_dir": str(copy)})
+    assert load_champion(settings).version == "claimsentry-fraud/1"
+    again = train_from_input(spark, str(generated_claims), settings, as_of=dt.date(2026, 1, 1))
     p = again["promotion"]
     assert again["model_version"] == "claimsentry-fraud/2"
     assert p["champion_metric"] is not None and p["decision"] in ("promoted", "kept_champion")
