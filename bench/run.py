@@ -3,9 +3,11 @@
     python bench/run.py                      # sizes 1M, 5M, 10M claim lines (medical + pharmacy)
     python bench/run.py --sizes 1000000      # one size
     python bench/run.py --sizes 20000 --train-members 300   # smoke
-    python bench/run.py --sizes 3000 --model-data-dir DIR   # reuse DIR's champion (what CI runs)
+    python bench/run.py --sizes 3000 --model-data-dir DIR   # reuse DIR's champion
+    CI (tests/test_bench_smoke.py) calls main with --sizes 3000 --model-data-dir DIR --in-process
 
-For each size, in a fresh process (so memory figures are per size):
+For each size, in a fresh process (so memory figures are per size; ``--in-process``: in this one,
+on its running Spark session, which is what CI's smoke does and is no benchmark):
   generate N lines -> ``run_score`` (gate, features, score with the champion, queues) and records
   per-stage wall time, rows per second, peak driver memory (the Python driver's RSS and the JVM's
   RSS; in local mode the JVM is both driver and executor) and the Spark configuration.
@@ -218,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model-data-dir", help="score with the champion already registered in this data dir (no training)"
     )
+    parser.add_argument(
+        "--in-process", action="store_true",
+        help="measure every size in this process, on its Spark session if one is running (the CI smoke; "
+        "real figures come from the default: each size in a fresh process)",
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child-process mode: one size
     parser.add_argument("--members", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -240,14 +247,18 @@ def main(argv: list[str] | None = None) -> int:
         results = {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(), "lines_per_member": round(per_member, 1), "sizes": []}
         for size in sizes:
             members = max(50, round(size / per_member))
-            cmd = [sys.executable, __file__, "--one", str(size), "--members", str(members), "--work-dir", str(work), "--seed", str(args.seed)]
-            cmd += ["--model-data-dir", str(state)]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                sys.stderr.write(done.stderr[-4000:])
-                print(f"bench: size {size:,} failed (exit {done.returncode})", file=sys.stderr)
-                return 1
-            result = json.loads(done.stdout.strip().splitlines()[-1])
+            if args.in_process:
+                result = run_one(size, work, state, members, args.seed)
+            else:
+                cmd = [sys.executable, __file__, "--one", str(size), "--members", str(members), "--work-dir", str(work), "--seed", str(args.seed)]
+                cmd += ["--model-data-dir", str(state)]
+                done = subprocess.run(cmd, capture_output=True, text=True)
+                if done.returncode != 0:
+                    sys.stderr.write(done.stderr[-4000:])
+                    print(f"bench: size {size:,} failed (exit {done.returncode})", file=sys.stderr)
+                    return 1
+                result = json.loads(done.stdout.strip().splitlines()[-1])
+            result["in_process"] = bool(args.in_process)
             results["sizes"].append(result)
             out.write_text(json.dumps(results, indent=2))  # after every size: a later failure keeps these
             print(f"{result['claim_lines']:,} lines: {result['total_seconds']}s end to end, {result['seconds_per_million_lines']}s per 1M lines", flush=True)

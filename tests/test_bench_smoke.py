@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,16 +12,25 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _bench_module(name: str):
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+
+
 @pytest.mark.slow
-def test_bench_smoke_writes_results_with_stage_ceilings(tmp_path, trained_settings):
-    # The session's champion: training is covered by its own tests, so the smoke only scores.
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "run.py"), "--sizes", "3000", "--train-members", "150",
-         "--model-data-dir", str(trained_settings.get("data_dir")),
-         "--work-dir", str(tmp_path / "work"), "--results-dir", str(tmp_path / "results")],
-        capture_output=True, text=True, timeout=1200,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+def test_bench_smoke_writes_results_with_stage_ceilings(tmp_path, trained_settings, spark, capsys):
+    """bench/run.py's main on a tiny size. The session's champion: training is covered by its own
+    tests, so the smoke only scores; --in-process reuses the session's Spark instead of starting a
+    JVM per size (real figures come from a fresh process per size)."""
+    run = _bench_module("run")
+    code = run.main(["--sizes", "3000", "--train-members", "150", "--in-process",
+                     "--model-data-dir", str(trained_settings.get("data_dir")),
+                     "--work-dir", str(tmp_path / "work"), "--results-dir", str(tmp_path / "results")])
+    out = capsys.readouterr().out
+    assert code == 0
     results = json.loads(next((tmp_path / "results").glob("*.json")).read_text())
     [size] = results["sizes"]
     assert size["claim_lines"] > 0 and size["claims"] > 0
@@ -29,18 +38,15 @@ def test_bench_smoke_writes_results_with_stage_ceilings(tmp_path, trained_settin
     assert size["ceilings"]["parquet_scan"]["rows_per_second"] > 0
     assert size["ceilings"]["xgboost_inplace_predict"]["rows_per_second"] > 0
     assert size["peak_memory_mb"]["jvm"] > 0
-    assert "| claim lines |" in done.stdout
+    assert size["in_process"] is True
+    assert "| claim lines |" in out
 
 
 def test_spark_profile_attributes_executor_time_to_pipeline_stages(tmp_path):
     """bench/spark_profile.py on a hand-written event log in Spark 4's rolling layout (given -> expect):
     tasks add up per Spark stage, Spark stages go to the pipeline stage named by their job's
     description, and a stage's operators come from its RDD scopes."""
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        import spark_profile
-    finally:
-        sys.path.remove(str(REPO / "bench"))
+    spark_profile = _bench_module("spark_profile")
 
     def task(stage, run_ms, cpu_ns, spill=0, shuffle=0):
         return {"Event": "SparkListenerTaskEnd", "Stage ID": stage, "Task Metrics": {
