@@ -25,7 +25,6 @@ from claimsentry import cases
 from claimsentry.queue_page import write_queue_page
 from claimsentry.errors import InputError
 from claimsentry.io import atomic_dir, write_csv_for_spreadsheets
-from claimsentry.spark import Background
 from claimsentry.queues import (
     QueueParams,
     render_claim_queue,
@@ -115,43 +114,35 @@ def run_score(
     with atomic_dir(final_dir) as staging:
         with timings.stage("validate"):
             gate = run_gate(spark, input_dir, settings, as_of=run_date, checkpoint_dir=str(staging / "_accepted"))
-
-        def data_quality_report() -> dict:  # quarantine + GE results and Data Docs
-            with timings.stage("data_quality_report"):
-                return write_gate_artifacts(gate, staging, ge_max_rows=settings.get("validation.ge_max_rows"))
-
-        # The GE report is hundreds of small Spark jobs, latency more than work: it runs beside the
-        # features and scoring (it reads the gate's checkpoint, which stays until it is done).
-        with Background(spark, "data_quality_report", data_quality_report) as report:
-            with timings.stage("features"):
-                fs = build_claim_features(spark, gate.tables, settings)
-            with timings.stage("score"):
-                # No per-claim SHAP here: only the queued claims are explained (explain_pandas below).
-                scored = score_claims(fs.frame, bundle, top_k=0).drop("contributions")
-                # Checkpoint through Parquet: queues read the written scores instead of recomputing.
-                keep = [c for c in SCORED_COLUMNS if c in scored.columns]
-                extra = [c for c in scored.columns if c not in keep]
-                scored.select(*keep, *extra).write.mode("overwrite").parquet(str(staging / "scored_claims"))
-                fs.release()
-                scored = spark.read.parquet(str(staging / "scored_claims"))
-            rules = load_rules()
-            with timings.stage("queues"):
-                prior = cases.queued_before(history, run_date)  # open or closed cases of earlier runs
-                exclude = spark.createDataFrame(
-                    prior[["claim_id", "claim_source"]].astype(str), "claim_id string, claim_source string"
-                )
-                queued = explain_pandas(select_claims(scored, params, exclude=exclude).toPandas(), bundle)
-                queued["case_id"] = [cases.case_id(s, c) for s, c in zip(queued["claim_source"], queued["claim_id"])]
-                queued["run_date"] = run_date.isoformat()
-                queued["rules_version"] = cases.rules_version(rules)
-                claim_pdf = render_claim_queue(queued, rules, params)
-                write_queue(claim_pdf, staging, "claim_queue")
-                write_queue_page(claim_pdf, staging / "claim_queue.html", run_date=run_date.isoformat())
-                provider_pdf = render_provider_queue(select_providers(scored, params).toPandas(), rules)
-                write_queue(provider_pdf, staging, "provider_queue")
-            with timings.stage("data_quality_wait"):  # what the report took beyond the stages it overlapped
-                gate_summary = report.result()
-        gate.release()  # the small group-rule frames it persisted
+        with timings.stage("data_quality_report"):  # quarantine + GE results and Data Docs
+            gate_summary = write_gate_artifacts(gate, staging, ge_max_rows=settings.get("validation.ge_max_rows"))
+        with timings.stage("features"):
+            fs = build_claim_features(spark, gate.tables, settings)
+        with timings.stage("score"):
+            # No per-claim SHAP here: only the queued claims are explained (explain_pandas below).
+            scored = score_claims(fs.frame, bundle, top_k=0).drop("contributions")
+            # Checkpoint through Parquet: queues read the written scores instead of recomputing.
+            keep = [c for c in SCORED_COLUMNS if c in scored.columns]
+            extra = [c for c in scored.columns if c not in keep]
+            scored.select(*keep, *extra).write.mode("overwrite").parquet(str(staging / "scored_claims"))
+            fs.release()
+            gate.release()  # the small group-rule frames it persisted
+            scored = spark.read.parquet(str(staging / "scored_claims"))
+        rules = load_rules()
+        with timings.stage("queues"):
+            prior = cases.queued_before(history, run_date)  # open or closed cases of earlier runs
+            exclude = spark.createDataFrame(
+                prior[["claim_id", "claim_source"]].astype(str), "claim_id string, claim_source string"
+            )
+            queued = explain_pandas(select_claims(scored, params, exclude=exclude).toPandas(), bundle)
+            queued["case_id"] = [cases.case_id(s, c) for s, c in zip(queued["claim_source"], queued["claim_id"])]
+            queued["run_date"] = run_date.isoformat()
+            queued["rules_version"] = cases.rules_version(rules)
+            claim_pdf = render_claim_queue(queued, rules, params)
+            write_queue(claim_pdf, staging, "claim_queue")
+            write_queue_page(claim_pdf, staging / "claim_queue.html", run_date=run_date.isoformat())
+            provider_pdf = render_provider_queue(select_providers(scored, params).toPandas(), rules)
+            write_queue(provider_pdf, staging, "provider_queue")
         if not settings.get("validation.keep_accepted", False):
             shutil.rmtree(staging / "_accepted", ignore_errors=True)  # working copy of the typed input
         counts_by_source = {
