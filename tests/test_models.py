@@ -387,6 +387,14 @@ def test_train_from_features_end_to_end_logs_the_report_contract(spark, settings
     assert bundle.version == "claimsentry-fraud/1"
     assert score_claims(features, bundle).where("score < 0 or score > 1").count() == 0
 
+    # a second run on the same data is compared with the champion on the same held-out rows
+    again = train_from_features(spark, features, FEATURES, settings, labels=spark.createDataFrame(labels), truth=truth)
+    p = again["promotion"]
+    assert again["model_version"] == "claimsentry-fraud/2"
+    assert p["champion_metric"] is not None and p["decision"] in ("promoted", "kept_champion")
+    if p["challenger_metric"] < p["champion_metric"] + p["margin"]:
+        assert p["decision"] == "kept_champion" and load_champion(settings).version == "claimsentry-fraud/1"
+
     # no labels at all: the anomaly score still produces a model; same scoring path
     nolab = train_from_features(spark, features, FEATURES, settings)
     assert nolab["metrics"]["model_kind"] == "anomaly_distilled"
