@@ -211,8 +211,8 @@ def apply_rules(df: DataFrame, rules: list[dict]) -> tuple[DataFrame, list[str],
     not parse, does not resolve or is not boolean.
     """
     columns = set(df.columns)
-    # `when` is type-checked on an empty frame of the same schema: analysing a select on the
-    # features' own plan (dozens of joins) took ~0.5 s per rule, 14 s per run for 25 rules.
+    # `when` is type-checked on an empty frame of the same schema: a select on the features' own
+    # plan (dozens of joins) re-analysed that plan once per rule (BENCHMARKS.md, 2026-12-02 (b)).
     probe = df.sparkSession.createDataFrame([], df.schema)
     rule_cols: list[str] = []
     descriptions: dict[str, str] = {}

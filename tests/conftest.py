@@ -85,8 +85,8 @@ def trained_run(tmp_path_factory, spark, generated_claims):
 def trained_settings(trained_run):
     """Settings whose MLflow store holds a champion trained on ``generated_claims``.
 
-    Tests that write queue history must point ``queue.history_dir`` at their own temp dir; tests
-    that register models must work on a copy of the store (``data_dir``)."""
+    Tests that write queue history must point ``queue.history_dir`` at their own temp dir. No test
+    may register a model in this store: the others rely on its champion being ``trained_run``'s."""
     return trained_run["settings"]
 
 
