@@ -6,7 +6,10 @@ Frames (all at the grain of the input table: one row per row read):
   ``_source_file``.
 - *checked* (``type_table``): the contract columns cast to their types (absent optional columns as
   typed nulls), unknown extra columns kept as strings, ``_raw_<col>`` (the string as read) beside
-  every non-string contract column, ``_row_content`` (JSON of the raw row) and the two raw extras.
+  every non-string or lower-cased contract column, ``_row_text`` (every raw value, tab-joined: what
+  the UTF-8 rule searches) and the two raw extras. The raw row can be rebuilt from these columns,
+  so its JSON (``row_json``) is built only where it is shown or ordered by: quarantined rows and
+  the copies of a repeated key. It is never written for an accepted row.
 - *flagged* (``flag_rows``): checked + ``_row_id`` + ``_reason`` (null = accepted; else every failing
   rule, ``; ``-joined). The gate builds it in two steps so that the wide rows are never shuffled:
   ``flag_row_rules`` (a projection, written once) and then ``group_failures`` /
@@ -27,6 +30,7 @@ from claimsentry.io import CORRUPT, SOURCE_FILE
 from claimsentry.schemas import TableSpec
 
 ROW_CONTENT = "_row_content"
+ROW_TEXT = "_row_text"
 REASON = "_reason"
 ROW_ID = "_row_id"
 GROUP_REASON = "_group_reason"
@@ -54,30 +58,42 @@ def _cast(col: str, dtype: DataType):
 
 
 def type_table(raw: DataFrame, spec: TableSpec) -> DataFrame:
-    """Checked frame (one row per raw row): typed contract columns, extras, raw shadows, row JSON."""
+    """Checked frame (one row per raw row): typed contract columns, extras, raw shadows, row text."""
     present = set(raw.columns)
     extras = [c for c in raw.columns if c not in spec.column_names and c not in (CORRUPT, SOURCE_FILE)]
-    content_cols = [c for c in raw.columns if c not in (SOURCE_FILE,)]
     typed = []
     shadows = []
     for col, dtype in spec.columns:
+        shadowed = not isinstance(dtype, StringType) or col in ENUM_COLUMNS
         if col in present:
             typed.append(_cast(col, dtype).alias(col))
-            if not isinstance(dtype, StringType):
+            if shadowed:
                 shadows.append(F.col(f"`{col}`").alias(RAW_PREFIX + col))
         else:
             typed.append(F.lit(None).cast(dtype).alias(col))
-            if not isinstance(dtype, StringType):
+            if shadowed:
                 shadows.append(F.lit(None).cast("string").alias(RAW_PREFIX + col))
-    row_content = F.to_json(F.struct(*[F.col(f"`{c}`") for c in content_cols]), {"ignoreNullFields": "true"})
-    return raw.select(
-        *typed,
-        *[F.col(f"`{c}`") for c in extras],
-        *shadows,
-        row_content.alias(ROW_CONTENT),
-        F.col(CORRUPT),
-        F.col(SOURCE_FILE),
-    )
+    checked = raw.select(*typed, *[F.col(f"`{c}`") for c in extras], *shadows, F.col(CORRUPT), F.col(SOURCE_FILE))
+    return checked.withColumn(ROW_TEXT, row_text(checked.columns))
+
+
+def _as_read(columns: list[str]) -> list:
+    """The row as read, from a checked (or flagged) frame's ``columns``: every contract column
+    (its raw shadow where the gate typed or lower-cased it), the unknown extras and
+    ``_corrupt_record``, named as in the input. Absent optional columns are null."""
+    internal = {SOURCE_FILE, ROW_ID, REASON, ROW_TEXT, ROW_CONTENT, GROUP_REASON}
+    row = [c for c in columns if not c.startswith(RAW_PREFIX) and c not in internal]
+    return [F.col(f"`{RAW_PREFIX + c}`" if RAW_PREFIX + c in columns else f"`{c}`").alias(c) for c in row]
+
+
+def row_text(columns: list[str]):
+    """Every value of the row as read, tab-joined (what the UTF-8 rule searches; cheap to build)."""
+    return F.concat_ws("\t", *_as_read(columns))
+
+
+def row_json(columns: list[str]):
+    """The row as read, as JSON with its null fields left out: quarantine's ``row_content``."""
+    return F.to_json(F.struct(*_as_read(columns)), {"ignoreNullFields": "true"})
 
 
 def extra_columns(raw_columns: list[str], spec: TableSpec) -> list[str]:
@@ -95,7 +111,8 @@ def flag_row_rules(checked: DataFrame, row_checks: list[RowCheck]) -> DataFrame:
         if errors
         else F.lit(None).cast("string")
     )
-    return checked.select("*", F.monotonically_increasing_id().alias(ROW_ID), reason.alias(REASON))
+    kept = [F.col(f"`{c}`") for c in checked.columns if c != ROW_TEXT]  # rebuilt where needed, never written
+    return checked.select(*kept, F.monotonically_increasing_id().alias(ROW_ID), reason.alias(REASON))
 
 
 def group_failures(
@@ -175,7 +192,8 @@ def _group_check_failures(clean: DataFrame, check: GroupCheck, *, cache, broadca
             return None
         # Deterministic: of rows sharing a key, the first by source file, then row text, is kept
         # (the row id only orders byte-identical copies, where either choice gives the same output).
-        copies = clean.select(ROW_ID, SOURCE_FILE, ROW_CONTENT).join(repeated, ROW_ID)
+        copies = clean.join(repeated, ROW_ID, "left_semi")  # only the copies of a repeated key
+        copies = copies.select(ROW_ID, *key, SOURCE_FILE, row_json(clean.columns).alias(ROW_CONTENT))
         w = Window.partitionBy(*key).orderBy(F.col(SOURCE_FILE), F.col(ROW_CONTENT), F.col(ROW_ID))
         values = F.concat_ws(", ", *[F.coalesce(F.col(f"`{k}`").cast("string"), F.lit("null")) for k in p["key"]])
         ranked = copies.select(ROW_ID, F.row_number().over(w).alias("_rn"), F.concat(F.lit(check.reason + ": "), values).alias("_text"))
@@ -205,7 +223,7 @@ def quarantine_rows(flagged: DataFrame, table: str) -> DataFrame:
     """One row per rejected input row: table, row_content (JSON of the raw row), reason, source_file."""
     return flagged.filter(F.col(REASON).isNotNull()).select(
         F.lit(table).alias("table"),
-        F.col(ROW_CONTENT).alias("row_content"),
+        row_json(flagged.columns).alias("row_content"),
         F.col(REASON).alias("reason"),
         F.col(SOURCE_FILE).alias("source_file"),
     )

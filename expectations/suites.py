@@ -21,8 +21,8 @@ The same suite is used twice, on the same Spark DataFrame (never a pandas copy):
    Data Docs.
 
 The validated frame is the gate's *checked* frame (see ``claimsentry.quality.type_table``): typed
-contract columns, ``_raw_<col>`` (the string as read) for every non-string contract column,
-``_row_content``, ``_corrupt_record`` and ``_source_file``. ``{as_of}`` in a query is the run's
+contract columns, ``_raw_<col>`` (the string as read) for every non-string or lower-cased contract
+column, ``_row_text`` (every value as read, tab-joined), ``_corrupt_record`` and ``_source_file``. ``{as_of}`` in a query is the run's
 as-of date.
 """
 

@@ -79,7 +79,7 @@ class GateResult:
         k = min(len(parts), math.ceil(len(parts) * max_rows / rows))
         chosen = [parts[i * len(parts) // k] for i in range(k)]
         # Checked rows are every row read, whatever its reason: the part files alone give them.
-        subset = df.sparkSession.read.parquet(*chosen).drop(quality.REASON, quality.ROW_ID)
+        subset = _checked_view(df.sparkSession.read.parquet(*chosen))
         sample, _ = ge_sample(subset, rows * k // len(parts), max_rows)
         return sample, True
 
@@ -238,7 +238,7 @@ def run_gate(
             parts[name] = sorted(rows.inputFiles())
         failures = quality.group_failures(rows, plan.group_checks, cache=cache)
         flagged[name] = quality.apply_group_failures(rows, failures, cache=cache)
-        checked[name] = flagged[name].drop(quality.REASON, quality.ROW_ID)
+        checked[name] = _checked_view(flagged[name])
 
     counts: dict[str, dict[str, int]] = {}
     for name, frame in flagged.items():
@@ -259,6 +259,13 @@ def run_gate(
     for name, c in counts.items():
         log.info("gate %s: read %d, accepted %d, quarantined %d", name, c["read"], c["accepted"], c["quarantined"])
     return GateResult(tables, quarantine, counts, warnings, missing_tables, as_of, checked, cached, parts)
+
+
+def _checked_view(flagged: DataFrame) -> DataFrame:
+    """Every row read, typed, with its row text (what GE validates): the flagged copy without the
+    gate's own columns. The row text is not stored in the copy; it is rebuilt here, lazily."""
+    view = flagged.drop(quality.REASON, quality.ROW_ID)
+    return view.withColumn(quality.ROW_TEXT, quality.row_text(view.columns))
 
 
 def _materialise(spark: SparkSession, frame: DataFrame, name: str, path: Path | None) -> DataFrame:
@@ -297,12 +304,12 @@ def _table_breaks(name: str, c: dict, settings, max_error_rate: float) -> None:
 
 def ge_sample(df: DataFrame, rows: int, max_rows: int | None) -> tuple[DataFrame, bool]:
     """``df`` itself when it has at most ``max_rows`` rows (or no limit is set), else a deterministic
-    ~``max_rows`` sample chosen by a hash of each row's raw content (same input, same sample)."""
+    ~``max_rows`` sample chosen by a hash of each row's text as read (same input, same sample)."""
     if not max_rows or rows <= max_rows:
         return df, False
     buckets = 1_000_000
     keep = max(1, int(buckets * max_rows / rows))
-    return df.where(F.pmod(F.xxhash64(F.col(quality.ROW_CONTENT)), F.lit(buckets)) < keep), True
+    return df.where(F.pmod(F.xxhash64(F.col(quality.ROW_TEXT)), F.lit(buckets)) < keep), True
 
 
 def ge_validate(
