@@ -102,29 +102,41 @@ def fit_anomaly(frame: DataFrame, feature_cols: list[str], params: Mapping[str, 
 
 
 def _stat_arrays(pdf: pd.DataFrame, model: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Per row and feature: the peer median and scale to use (NaN where none)."""
+    """Per row and feature: the peer median and scale to use (NaN where none).
+
+    Vectorised: one (peer group x feature) table per call, then every row takes its group's row
+    of it. The scoring UDF used to loop over groups x features in Python for every batch.
+    """
     feats = model["feature_cols"]
     peers = model["peers"]
     n, k = len(pdf), len(feats)
-    med = np.full((n, k), np.nan)
-    scale = np.full((n, k), np.nan)
-    source = pdf["claim_source"].astype(str).to_numpy()
-    group = pdf["peer_group"].astype(object).where(pdf["peer_group"].notna(), None).to_numpy() if "peer_group" in pdf else [None] * n
-    keys = pd.Series([f"{s}|{g}" if g is not None and f"{s}|{g}" in peers else f"{s}|{GLOBAL}" for s, g in zip(source, group)])
-    for key, idx in keys.groupby(keys).groups.items():
-        stats = peers.get(key, {})
-        rows = np.asarray(list(idx))
-        for j, f in enumerate(feats):
-            if f in stats:
-                med[rows, j], scale[rows, j] = stats[f]
-    return med, scale
+    col = {f: j for j, f in enumerate(feats)}
+    med_table = np.full((len(peers) + 1, k), np.nan)  # last row: no statistics
+    scale_table = np.full((len(peers) + 1, k), np.nan)
+    by_source: dict[str, dict[str, int]] = {}
+    for i, (key, stats) in enumerate(peers.items()):
+        source, _, group = key.partition("|")
+        by_source.setdefault(source, {})[group] = i
+        for f, (m, sc) in stats.items():
+            if f in col:
+                med_table[i, col[f]], scale_table[i, col[f]] = m, sc
+    source = pdf["claim_source"].astype(str).reset_index(drop=True)
+    group = pdf["peer_group"].reset_index(drop=True) if "peer_group" in pdf else pd.Series([None] * n, dtype=object)
+    row = np.full(n, len(peers), dtype=np.int64)
+    for s in source.unique():
+        index = by_source.get(s, {})
+        mask = (source == s).to_numpy()
+        fallback = index.get(GLOBAL, len(peers))
+        own = group[mask].map({g: i for g, i in index.items() if g != GLOBAL})
+        row[mask] = own.fillna(fallback).to_numpy(dtype=np.int64)
+    return med_table[row], scale_table[row]
 
 
 def anomaly_raw(pdf: pd.DataFrame, model: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """(raw anomaly per row, capped robust z per row and feature; 0 where not computable)."""
     feats = model["feature_cols"]
-    x = pdf[feats].astype("float64").to_numpy() if feats else np.zeros((len(pdf), 0))
-    med, scale = _stat_arrays(pdf.reset_index(drop=True), model)
+    x = pdf[feats].to_numpy(dtype="float64") if feats else np.zeros((len(pdf), 0))
+    med, scale = _stat_arrays(pdf, model)  # positional: any index
     with np.errstate(invalid="ignore", divide="ignore"):
         z = (x - med) / scale
     if model.get("direction", "upper") == "both":

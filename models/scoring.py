@@ -127,21 +127,32 @@ def _matrix(pdf: pd.DataFrame, feats: list[str]) -> xgb.DMatrix:
     return xgb.DMatrix(x, feature_names=list(feats), missing=np.nan)
 
 
-def score_pandas(pdf: pd.DataFrame, booster: xgb.Booster, config: dict, *, version: str, top_k: int = 5) -> pd.DataFrame:
-    """Add the score columns to a pandas batch (claim grain). Pure; used by ``score_claims``.
-    ``top_k`` = 0: no contributions (null), the per-claim SHAP pass is skipped."""
-    dm = _matrix(pdf, config["feature_cols"])
-    pred = booster.predict(dm).astype("float64")
+def score_arrays(pdf: pd.DataFrame, booster: xgb.Booster, config: dict) -> dict[str, np.ndarray]:
+    """score, model_score and anomaly_score of a pandas batch (claim grain), plus the anomaly's z
+    matrix. The booster predicts in place on a dense float matrix (no DMatrix): the same trees on
+    the same values, a third of the batch's cost in the UDF."""
+    feats = config["feature_cols"]
+    x = pdf[feats].to_numpy(dtype="float64") if feats else np.zeros((len(pdf), 0))
+    pred = booster.inplace_predict(x, missing=np.nan).astype("float64") if feats else np.zeros(len(pdf))
     model_score = pred if config.get("model_kind", "classifier") == "classifier" else np.clip(pred, 0.0, 1.0)
-    anomaly, z = anomaly_score(pdf.reset_index(drop=True), config["anomaly"])
-    w = float(config["blend_weight"])
-    score = apply_calibration(blend(model_score, anomaly, w), config["calibration"])
+    anomaly, z = anomaly_score(pdf, config["anomaly"])
+    score = apply_calibration(blend(model_score, anomaly, float(config["blend_weight"])), config["calibration"])
+    return {"score": score, "model_score": model_score, "anomaly_score": anomaly, "z": z}
+
+
+def score_pandas(pdf: pd.DataFrame, booster: xgb.Booster, config: dict, *, version: str, top_k: int = 5) -> pd.DataFrame:
+    """Add the score columns to a pandas batch (claim grain). Pure; ``score_claims``' UDF uses
+    ``score_arrays`` alone. ``top_k`` = 0: no contributions (null), the per-claim SHAP pass is skipped."""
+    scores = score_arrays(pdf, booster, config)
     out = pdf.copy()
-    out["score"] = score
-    out["model_score"] = model_score
-    out["anomaly_score"] = anomaly
+    for name in ("score", "model_score", "anomaly_score"):
+        out[name] = scores[name]
     out["model_version"] = version
-    out["contributions"] = _contributions(booster, dm, z, config, top_k) if top_k > 0 else None
+    if top_k > 0:
+        dm = _matrix(pdf, config["feature_cols"])
+        out["contributions"] = _contributions(booster, dm, scores["z"], config, top_k)
+    else:
+        out["contributions"] = None
     return out
 
 
@@ -196,7 +207,14 @@ def score_claims(features_df: DataFrame, bundle: ModelBundle, top_k: int = 5) ->
         booster.load_model(bytearray(booster_bytes))
         cfg = json.loads(cfg_json)
         for pdf in batches:
-            yield score_pandas(pdf, booster, cfg, version=version, top_k=top_k)[names]
+            if top_k > 0:
+                yield score_pandas(pdf, booster, cfg, version=version, top_k=top_k)[names]
+                continue
+            scores = score_arrays(pdf, booster, cfg)  # the score job's path: no copy of the inputs
+            yield pd.DataFrame({
+                "score": scores["score"], "model_score": scores["model_score"], "anomaly_score": scores["anomaly_score"],
+                "model_version": version, "contributions": None,
+            })[names]
 
     # Non-deterministic in Spark's eyes only, so the optimizer never inlines one call per field.
     udf = F.pandas_udf(_score, StructType(SCORE_FIELDS)).asNondeterministic()

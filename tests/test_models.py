@@ -216,6 +216,34 @@ def test_anomaly_score_ranks_planted_outliers_high_without_labels(spark):
     assert lean_score[outliers].min() == lean_score[10]  # same rule flag, nothing else to tell them apart
 
 
+def test_peer_statistics_per_row_follow_the_peer_group_then_the_source_global():
+    """Each row takes its peer group's median and scale where the model has them, else its claim
+    source's global ones, else none (NaN); a feature missing from a group's stats stays NaN. Any
+    index: the UDF's batches are positional."""
+    from claimsentry.models.anomaly import GLOBAL, _stat_arrays
+
+    model = {
+        "feature_cols": ["a", "b"],
+        "peers": {
+            f"medical|{GLOBAL}": {"a": [1.0, 2.0], "b": [3.0, 4.0]},
+            "medical|drg:470": {"a": [10.0, 20.0]},
+            f"pharmacy|{GLOBAL}": {"b": [7.0, 8.0]},
+            "pharmacy|ndc:1|x": {"a": [5.0, 6.0], "b": [9.0, 9.5]},
+        },
+    }
+    pdf = pd.DataFrame(
+        {
+            "claim_source": ["medical", "medical", "medical", "pharmacy", "pharmacy", "dental"],
+            "peer_group": ["drg:470", "drg:999", None, "ndc:1|x", GLOBAL, "drg:470"],
+        },
+        index=[50, 7, 3, 99, 0, 12],
+    )
+    med, scale = _stat_arrays(pdf, model)
+    nan = np.nan
+    np.testing.assert_array_equal(med, [[10, nan], [1, 3], [1, 3], [5, 9], [nan, 7], [nan, nan]])
+    np.testing.assert_array_equal(scale, [[20, nan], [2, 4], [2, 4], [6, 9.5], [nan, 8], [nan, nan]])
+
+
 # --- scoring ------------------------------------------------------------------------------------
 
 
