@@ -133,7 +133,7 @@ def score_arrays(pdf: pd.DataFrame, booster: xgb.Booster, config: dict) -> dict[
     the same values, a third of the batch's cost in the UDF."""
     feats = config["feature_cols"]
     x = pdf[feats].to_numpy(dtype="float64") if feats else np.zeros((len(pdf), 0))
-    pred = booster.inplace_predict(x, missing=np.nan).astype("float64") if feats else np.zeros(len(pdf))
+    pred = booster.inplace_predict(x, missing=np.nan).astype("float64")
     model_score = pred if config.get("model_kind", "classifier") == "classifier" else np.clip(pred, 0.0, 1.0)
     anomaly, z = anomaly_score(pdf, config["anomaly"])
     score = apply_calibration(blend(model_score, anomaly, float(config["blend_weight"])), config["calibration"])
