@@ -28,14 +28,19 @@ def test_env_shortcuts_and_derived_mlflow_paths(tmp_path):
     assert s2.mlflow_tracking_uri == "http://mlflow.internal:5000"
 
 
-def test_large_local_config_raises_only_the_heap():
-    """bench/spark-16g.yaml (docs/operations.md, "Sizing a local run") merges over the packaged Spark conf."""
+def test_large_local_config_raises_the_heap_and_allows_hash_joins():
+    """bench/spark-16g.yaml (docs/operations.md, "Sizing a local run") merges over the packaged Spark
+    conf: a 16g heap, and shuffled hash joins (whose maps need that heap); nothing else."""
     from pathlib import Path
 
     default = load_settings(environ={}).get("spark.conf")
     big = load_settings(Path(__file__).resolve().parents[1] / "bench" / "spark-16g.yaml", environ={}).get("spark.conf")
     assert default["spark.driver.memory"] == "4g"
-    assert big == {**default, "spark.driver.memory": "16g"}
+    assert big == {
+        **default,
+        "spark.driver.memory": "16g",
+        "spark.sql.adaptive.maxShuffledHashJoinLocalMapThreshold": "512m",
+    }
 
 
 def test_bad_config_file_is_a_one_line_error(tmp_path):
