@@ -81,7 +81,7 @@ def _as_read(columns: list[str]) -> list:
     """The row as read, from a checked (or flagged) frame's ``columns``: every contract column
     (its raw shadow where the gate typed or lower-cased it), the unknown extras and
     ``_corrupt_record``, named as in the input. Absent optional columns are null."""
-    internal = {SOURCE_FILE, ROW_ID, REASON, ROW_TEXT, ROW_CONTENT, GROUP_REASON}
+    internal = {SOURCE_FILE, ROW_ID, REASON, ROW_TEXT, GROUP_REASON}
     row = [c for c in columns if not c.startswith(RAW_PREFIX) and c not in internal]
     return [F.col(f"`{RAW_PREFIX + c}`" if RAW_PREFIX + c in columns else f"`{c}`").alias(c) for c in row]
 

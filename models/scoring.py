@@ -140,19 +140,30 @@ def score_arrays(pdf: pd.DataFrame, booster: xgb.Booster, config: dict) -> dict[
     return {"score": score, "model_score": model_score, "anomaly_score": anomaly, "z": z}
 
 
-def score_pandas(pdf: pd.DataFrame, booster: xgb.Booster, config: dict, *, version: str, top_k: int = 5) -> pd.DataFrame:
-    """Add the score columns to a pandas batch (claim grain). Pure; ``score_claims``' UDF uses
-    ``score_arrays`` alone. ``top_k`` = 0: no contributions (null), the per-claim SHAP pass is skipped."""
+def _score_fields(pdf: pd.DataFrame, booster: xgb.Booster, config: dict, *, version: str, top_k: int) -> pd.DataFrame:
+    """The ``SCORE_FIELDS`` of a pandas batch, on its index; contributions only when ``top_k`` > 0."""
     scores = score_arrays(pdf, booster, config)
-    out = pdf.copy()
-    for name in ("score", "model_score", "anomaly_score"):
-        out[name] = scores[name]
-    out["model_version"] = version
+    contributions = None
     if top_k > 0:
-        dm = _matrix(pdf, config["feature_cols"])
-        out["contributions"] = _contributions(booster, dm, scores["z"], config, top_k)
-    else:
-        out["contributions"] = None
+        contributions = _contributions(booster, _matrix(pdf, config["feature_cols"]), scores["z"], config, top_k)
+    return pd.DataFrame(
+        {
+            "score": scores["score"],
+            "model_score": scores["model_score"],
+            "anomaly_score": scores["anomaly_score"],
+            "model_version": version,
+            "contributions": contributions,
+        },
+        index=pdf.index,
+    )
+
+
+def score_pandas(pdf: pd.DataFrame, booster: xgb.Booster, config: dict, *, version: str, top_k: int = 5) -> pd.DataFrame:
+    """Add the score columns to a pandas batch (claim grain). Pure; ``score_claims``' UDF returns
+    the score columns alone. ``top_k`` = 0: no contributions (null), the per-claim SHAP pass is skipped."""
+    out = pdf.copy()
+    for name, column in _score_fields(pdf, booster, config, version=version, top_k=top_k).items():
+        out[name] = column
     return out
 
 
@@ -206,15 +217,8 @@ def score_claims(features_df: DataFrame, bundle: ModelBundle, top_k: int = 5) ->
         booster = xgb.Booster()
         booster.load_model(bytearray(booster_bytes))
         cfg = json.loads(cfg_json)
-        for pdf in batches:
-            if top_k > 0:
-                yield score_pandas(pdf, booster, cfg, version=version, top_k=top_k)[names]
-                continue
-            scores = score_arrays(pdf, booster, cfg)  # the score job's path: no copy of the inputs
-            yield pd.DataFrame({
-                "score": scores["score"], "model_score": scores["model_score"], "anomaly_score": scores["anomaly_score"],
-                "model_version": version, "contributions": None,
-            })[names]
+        for pdf in batches:  # only the score columns go back: no copy of the inputs
+            yield _score_fields(pdf, booster, cfg, version=version, top_k=top_k)[names]
 
     # Non-deterministic in Spark's eyes only, so the optimizer never inlines one call per field.
     udf = F.pandas_udf(_score, StructType(SCORE_FIELDS)).asNondeterministic()
