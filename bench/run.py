@@ -227,7 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child-process mode: one size
     parser.add_argument("--members", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--train-only", action="store_true", help=argparse.SUPPRESS)  # child: train, print stats
     args = parser.parse_args(argv)
+
+    if args.train_only:
+        print(json.dumps(prepare_model(Path(args.work_dir), Path(args.model_data_dir), args.train_members, args.seed)))
+        return 0
 
     if args.one:
         # the parent always passes the state dir it trained into (or was given)
@@ -242,7 +247,17 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(args.work_dir or tmp)
         work.mkdir(parents=True, exist_ok=True)
         state = Path(args.model_data_dir) if args.model_data_dir else work / "state"
-        gen = prepare_model(work, state, args.train_members, args.seed, train=not args.model_data_dir)
+        if args.model_data_dir or args.in_process:
+            gen = prepare_model(work, state, args.train_members, args.seed, train=not args.model_data_dir)
+        else:  # train in its own process too: its JVM must be gone before a size's JVM starts
+            cmd = [sys.executable, __file__, "--train-only", "--work-dir", str(work), "--model-data-dir", str(state),
+                   "--train-members", str(args.train_members), "--seed", str(args.seed)]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                sys.stderr.write(done.stderr[-4000:])
+                print(f"bench: training the champion failed (exit {done.returncode})", file=sys.stderr)
+                return 1
+            gen = json.loads(done.stdout.strip().splitlines()[-1])
         per_member = lines_per_member(gen)
         results = {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(), "lines_per_member": round(per_member, 1), "sizes": []}
         for size in sizes:
