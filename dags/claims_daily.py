@@ -9,13 +9,15 @@ run is idempotent and a backfill of a range equals running each date on its own.
 | `land` | waits (sensor, reschedule mode) until the day's drop holds `medical_claim`, `pharmacy_claim`, `eligibility` | `<claims_root>/<ds>/` | — |
 | `choose_engine` | in-process Spark, or `spark-submit` when connection `claimsentry_spark` exists (param `spark_submit` forces either way) | — | — |
 | `validate` | data-quality gate; a failed gate **fails the run without retries**, the one-line reason is the last log line | input | `<staging_root>/<ds>/gate/` |
-| `score_and_queue` | features → champion score → claim and provider queues, one atomic write of the run directory | input, champion model | `<output_root>/<ds>/` |
+| `score_and_queue` | features → champion score → claim and provider queues, one atomic write of the run directory | input, the gate's checked rows, champion model | `<output_root>/<ds>/` |
 | `report` | actuaries' HTML report of the run | run directory | `<output_root>/<ds>/model_report.html` |
 
 `validate_on_cluster` / `score_and_queue_on_cluster` are the same stages submitted to the cluster
 (`jobs/spark_entry.py`). Features, scoring and queues are one task because `run_score` writes the run
-directory as a single transaction (it re-checks the gate inside that transaction, so the queues can
-only be built from data that passed it). Settings: see `docs/operations.md`.
+directory as a single transaction (the gate is part of that transaction, so the queues can only be
+built from data that passed it). It reads the rows `validate` checked (`<staging_root>/<ds>/gate/accepted/`,
+removed once the run is written) when the input has not changed since; otherwise it checks them
+again itself. Settings: see `docs/operations.md`.
 """
 
 from __future__ import annotations
@@ -92,7 +94,9 @@ def claims_daily():
         from claimsentry.jobs.tasks import score_partition
 
         with user_errors_fail_fast("scoring"):
-            return score_partition(run["ds"], run["input_dir"], run["output_root"], run["overrides"])
+            return score_partition(
+                run["ds"], run["input_dir"], run["output_root"], run["overrides"], gate_dir=run["gate_dir"]
+            )
 
     @task(trigger_rule="none_failed_min_one_success")
     def report(run: dict) -> dict:
@@ -117,7 +121,7 @@ def claims_daily():
         "score_and_queue_on_cluster",
         "score",
         ["--input", xcom("land", "input_dir"), "--output", xcom("land", "output_root"), "--run-date", "{{ ds }}",
-         "--overrides", xcom_json("land", "overrides")],
+         "--gate-dir", xcom("land", "gate_dir"), "--overrides", xcom_json("land", "overrides")],
     )
     reported = report(run)
 

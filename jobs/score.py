@@ -96,12 +96,16 @@ def run_score(
     settings,
     *,
     bundle=None,
+    gate_dir: str | None = None,
 ) -> dict:
     """Score one run date. Returns the run summary (also written as run_summary.json).
-    ``bundle``: the champion, when the caller already loaded it."""
+    ``bundle``: the champion, when the caller already loaded it. ``gate_dir``: an earlier gate of
+    this date (``validate_partition``); when it checked this same input (``reusable_gate``), its
+    copy of the checked rows, its quarantine and its data-quality report are used instead of a
+    second check of every row. The summary's ``gate.reused_from`` says which happened."""
     from claimsentry.features.assemble import build_claim_features
     from claimsentry.features.rules import load_rules
-    from claimsentry.jobs.validate import run_gate, write_gate_artifacts
+    from claimsentry.jobs.validate import GATE_COPY, copy_gate_artifacts, reusable_gate, run_gate, write_gate_artifacts
     from claimsentry.models.registry import load_champion
     from claimsentry.models.scoring import explain_pandas, score_claims
 
@@ -112,10 +116,20 @@ def run_score(
     final_dir = Path(output_dir) / run_date.isoformat()
     history = cases.history_dir(settings)
     with atomic_dir(final_dir) as staging:
+        saved_gate = reusable_gate(gate_dir, input_dir, settings, run_date)
         with timings.stage("validate"):
-            gate = run_gate(spark, input_dir, settings, as_of=run_date, checkpoint_dir=str(staging / "_accepted"))
+            if saved_gate:  # the same rows, checked by this date's validate task: read its copy
+                log.info("gate: reusing the rows checked in %s (same input)", gate_dir)
+                gate = run_gate(spark, input_dir, settings, as_of=run_date,
+                                checkpoint_dir=str(Path(gate_dir) / GATE_COPY), reuse_checkpoint=True)
+            else:
+                gate = run_gate(spark, input_dir, settings, as_of=run_date, checkpoint_dir=str(staging / "_accepted"))
         with timings.stage("data_quality_report"):  # quarantine + GE results and Data Docs
-            gate_summary = write_gate_artifacts(gate, staging, ge_max_rows=settings.get("validation.ge_max_rows"))
+            if saved_gate:
+                copy_gate_artifacts(gate_dir, staging)
+                gate_summary = saved_gate["data_quality"]
+            else:
+                gate_summary = write_gate_artifacts(gate, staging, ge_max_rows=settings.get("validation.ge_max_rows"))
         with timings.stage("features"):
             fs = build_claim_features(spark, gate.tables, settings)
         with timings.stage("score"):
@@ -156,6 +170,7 @@ def run_score(
             "missing_tables": gate.missing_tables,
             "warnings": gate.warnings,
             "data_quality": gate_summary,
+            "gate": {"reused_from": str(gate_dir) if saved_gate else None},
             "scored_claims": counts_by_source,
             "features": {"count": len(fs.feature_cols), "names": fs.feature_cols, "unavailable": fs.unavailable},
             "queues": {

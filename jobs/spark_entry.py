@@ -1,7 +1,7 @@
 """``spark-submit`` entry point: the DAGs' Spark stages as a driver program on a cluster.
 
     spark-submit [cluster options] jobs/spark_entry.py validate --input IN --gate-dir DIR --run-date D
-    spark-submit [cluster options] jobs/spark_entry.py score    --input IN --output OUT --run-date D
+    spark-submit [cluster options] jobs/spark_entry.py score    --input IN --output OUT --run-date D [--gate-dir DIR]
     spark-submit [cluster options] jobs/spark_entry.py train    --input IN --run-date D --summary-out FILE \
         [--labels F] [--provider-labels F]
 
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)
     p.add_argument("--run-date", required=True)
+    p.add_argument("--gate-dir", default="", help="this date's validate gate dir: its checked rows are reused if the input is unchanged")
     common(p)
 
     p = sub.add_parser("train", help="train, evaluate, register; promote when better")
@@ -73,7 +74,7 @@ def run(argv: list[str]) -> dict:
     if args.command == "validate":
         return tasks.validate_partition(args.run_date, args.input, args.gate_dir, overrides)
     if args.command == "score":
-        return tasks.score_partition(args.run_date, args.input, args.output, overrides)
+        return tasks.score_partition(args.run_date, args.input, args.output, overrides, gate_dir=args.gate_dir or None)
     return tasks.train_model(
         args.run_date,
         args.input, args.summary_out, overrides, labels_path=args.labels or None, provider_labels_path=args.provider_labels or None

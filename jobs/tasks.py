@@ -111,44 +111,66 @@ def validate_partition(
     run_date: dt.date | str, input_dir: str, gate_dir: str, overrides: Mapping[str, Any] | None = None
 ) -> dict:
     """Run the data-quality gate on one date's input; write its artifacts (quarantine, counts) to
-    ``gate_dir`` atomically. Raises ``GateFailed``/``InputError`` (one line) when the gate stops."""
+    ``gate_dir`` atomically. Raises ``GateFailed``/``InputError`` (one line) when the gate stops.
+
+    A local ``gate_dir`` also keeps the checked rows (``accepted/``) and the input's fingerprint, so
+    that ``score_partition`` of the same date and input reads them instead of checking every row
+    again (``jobs.validate.reusable_gate``); it removes that copy once the run is written."""
     from claimsentry.io import atomic_dir
-    from claimsentry.jobs.validate import run_gate, write_gate_artifacts
+    from claimsentry.jobs.validate import GATE_COPY, GATE_SUMMARY, gate_fingerprint, run_gate, write_gate_artifacts
 
     settings = load_run_settings(overrides)
     spark = _spark(settings)
     day = _date(run_date)
-    result = run_gate(spark, input_dir, settings, as_of=day)
+    ge_max_rows = settings.get("validation.ge_max_rows")
 
     def headline(summary: Mapping[str, Any]) -> dict:
         out = {k: summary.get(k) for k in ("counts", "quarantined", "missing_tables", "warnings", "suites")}
         return json.loads(json.dumps(out | {"run_date": day.isoformat(), "gate_dir": gate_dir}, default=str))
 
-    ge_max_rows = settings.get("validation.ge_max_rows")
-    try:
-        if _is_uri(gate_dir):
+    if _is_uri(gate_dir):
+        result = run_gate(spark, input_dir, settings, as_of=day)
+        try:
             out = headline(write_gate_artifacts(result, gate_dir, ge_max_rows=ge_max_rows))
-        else:
-            with atomic_dir(gate_dir) as staging:
-                out = headline(write_gate_artifacts(result, staging, ge_max_rows=ge_max_rows))
-                _write_json(staging / "gate_summary.json", out)
-    finally:
-        result.release()
+        finally:
+            result.release()
+    else:
+        fingerprint = gate_fingerprint(input_dir, settings, day)  # before the read: a file landing later changes it
+        with atomic_dir(gate_dir) as staging:
+            result = run_gate(spark, input_dir, settings, as_of=day, checkpoint_dir=str(staging / GATE_COPY))
+            try:
+                summary = write_gate_artifacts(result, staging, ge_max_rows=ge_max_rows)
+            finally:
+                result.release()
+            out = headline(summary)
+            _write_json(staging / GATE_SUMMARY, out | {"fingerprint": fingerprint, "data_quality": summary})
     log.info("gate passed for %s: %s", day, json.dumps(out["counts"], default=str))
     return out
 
 
 def score_partition(
-    run_date: dt.date | str, input_dir: str, output_root: str, overrides: Mapping[str, Any] | None = None
+    run_date: dt.date | str,
+    input_dir: str,
+    output_root: str,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    gate_dir: str | None = None,
 ) -> dict:
     """Validate, build features, score with the champion and write queues for one date: the run
-    directory ``<output_root>/<ds>/`` is replaced atomically (``run_score``). Returns its headline."""
+    directory ``<output_root>/<ds>/`` is replaced atomically (``run_score``). Returns its headline.
+
+    ``gate_dir``: where ``validate_partition`` wrote this date's gate. When it checked this same
+    input, the run reads its copy of the checked rows instead of checking them again; otherwise
+    (input changed since, copy gone, object store) the run re-checks every row itself."""
     from claimsentry.jobs.score import run_score
+    from claimsentry.jobs.validate import GATE_COPY
 
     settings = load_run_settings(overrides)
     spark = _spark(settings)
     day = _date(run_date)
-    summary = run_score(spark, input_dir, output_root, day, settings)
+    summary = run_score(spark, input_dir, output_root, day, settings, gate_dir=gate_dir)
+    if summary["gate"]["reused_from"]:  # the run is written: the gate's row copy has served
+        shutil.rmtree(Path(gate_dir) / GATE_COPY, ignore_errors=True)
     run_dir = f"{output_root.rstrip('/')}/{day.isoformat()}"
     headline = {
         "run_date": day.isoformat(),

@@ -19,6 +19,7 @@ Counts reconcile per table: read = accepted + quarantined. Only aggregates reach
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import html
 import json
 import logging
@@ -188,13 +189,18 @@ def run_gate(
     *,
     as_of: dt.date,
     checkpoint_dir: str | os.PathLike | None = None,
+    reuse_checkpoint: bool = False,
     labels_path: str | None = None,
     provider_labels_path: str | None = None,
 ) -> GateResult:
     """Validate every contract table in ``input_dir``. Raises GateFailed/InputError (one line) on a
     table-level break, before anything is written. With ``checkpoint_dir``, each table's checked
     rows and their rule failures are written there once as Parquet (``<table>/``) and every
-    result frame reads that copy; without it they are persisted in Spark's cache."""
+    result frame reads that copy; without it they are persisted in Spark's cache.
+
+    ``reuse_checkpoint``: ``checkpoint_dir`` already holds that copy, written by an earlier gate of
+    the same input (``reusable_gate`` decides): it is read instead of checking every row again.
+    The group rules, counts, breaks and the split below run on it exactly as on a fresh copy."""
     max_error_rate = float(settings.get("validation.max_error_rate", 0.25))
     explicit = {"labels": labels_path, "provider_labels": provider_labels_path}
     raws: dict[str, DataFrame | None] = {}
@@ -231,7 +237,10 @@ def run_gate(
 
     parts: dict[str, list[str]] = {}
     for name, plan in plans.items():
-        rows = _materialise(spark, plan.ruled, name, None if base is None else base / name)
+        if reuse_checkpoint and base is not None:
+            rows = spark.read.parquet(str(base / name))
+        else:
+            rows = _materialise(spark, plan.ruled, name, None if base is None else base / name)
         if base is None:
             cached.append(rows)
         else:
@@ -259,6 +268,59 @@ def run_gate(
     for name, c in counts.items():
         log.info("gate %s: read %d, accepted %d, quarantined %d", name, c["read"], c["accepted"], c["quarantined"])
     return GateResult(tables, quarantine, counts, warnings, missing_tables, as_of, checked, cached, parts)
+
+
+GATE_COPY = "accepted"  # in a gate dir: the checked rows, one Parquet folder per table
+GATE_SUMMARY = "gate_summary.json"
+
+
+def gate_fingerprint(input_dir: str, settings, as_of: dt.date) -> str | None:
+    """What a gate's outcome depends on: every file under a local ``input_dir`` (relative path,
+    size, modification time), the ``validation.*`` settings, the as-of date, the suites and the
+    claimsentry version. None for an object-store input, which is not listed: its gate is re-run."""
+    if "://" in str(input_dir) and not str(input_dir).startswith("file://"):
+        return None
+    base = Path(str(input_dir).removeprefix("file://"))
+    if not base.is_dir():
+        return None
+    h = hashlib.sha256()
+    for path in sorted(p for p in base.rglob("*") if p.is_file()):
+        st = path.stat()
+        h.update(f"{path.relative_to(base).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    h.update(json.dumps(settings.get("validation") or {}, sort_keys=True, default=str).encode())
+    h.update(as_of.isoformat().encode())
+    from claimsentry import __version__
+
+    h.update(__version__.encode())
+    for name in (*REQUIRED_TABLES, *OPTIONAL_TABLES):
+        h.update(json.dumps(suites.load_suite(name), sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def reusable_gate(gate_dir: str | os.PathLike | None, input_dir: str, settings, as_of: dt.date) -> dict | None:
+    """The saved gate summary in ``gate_dir`` when that gate checked this very input (same
+    ``gate_fingerprint``) and its copy of the checked rows is still there; else None (re-check)."""
+    if not gate_dir or "://" in str(gate_dir):
+        return None
+    folder = Path(gate_dir)
+    try:
+        saved = json.loads((folder / GATE_SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    fingerprint = gate_fingerprint(input_dir, settings, as_of)
+    tables = (saved.get("counts") or {}).keys()
+    if not fingerprint or saved.get("fingerprint") != fingerprint or "data_quality" not in saved:
+        return None
+    if not tables or not all((folder / GATE_COPY / t).is_dir() for t in tables):
+        return None
+    return saved
+
+
+def copy_gate_artifacts(gate_dir: str | os.PathLike, run_dir: str | os.PathLike) -> None:
+    """The quarantine and data-quality report that a reusable gate (``reusable_gate``) wrote,
+    copied into ``run_dir`` where ``write_gate_artifacts`` would have written them."""
+    for name in ("quarantine", "data_quality"):
+        shutil.copytree(Path(gate_dir) / name, Path(run_dir) / name)
 
 
 def _checked_view(flagged: DataFrame) -> DataFrame:

@@ -202,7 +202,8 @@ def test_cluster_path_builds_the_spark_submit_command(dagbag, monkeypatch):
     assert commands["score_and_queue_on_cluster"] == [
         "spark-submit", "--master", "spark://spark-master:7077", "--py-files", "/opt/claimsentry.zip",
         "--name", "claimsentry-score-2026-01-02", "--deploy-mode", "client", entry,
-        "score", "--input", "/claims/2026-01-02", "--output", "/out", "--run-date", D2, "--overrides", overrides,
+        "score", "--input", "/claims/2026-01-02", "--output", "/out", "--run-date", D2,
+        "--gate-dir", "/out/_staging/2026-01-02/gate", "--overrides", overrides,
     ]
     assert commands["validate_on_cluster"][-9:] == [
         "validate", "--input", "/claims/2026-01-02", "--gate-dir", "/out/_staging/2026-01-02/gate",
@@ -213,6 +214,7 @@ def test_cluster_path_builds_the_spark_submit_command(dagbag, monkeypatch):
 
     args = build_parser().parse_args(commands["score_and_queue_on_cluster"][10:])
     assert (args.command, args.input, args.output, args.run_date) == ("score", "/claims/2026-01-02", "/out", D2)
+    assert args.gate_dir == land["gate_dir"]
     assert json.loads(args.overrides) == land["overrides"]
 
 
@@ -433,6 +435,7 @@ def _compare_run_dirs(spark, a: Path, b: Path) -> None:
     def summary(p: Path) -> dict:
         s = json.loads((p / "run_summary.json").read_text(encoding="utf-8"))
         s.pop("timings_seconds", None)
+        s.pop("gate", None)  # where the checked rows came from: asserted by the caller
         return s
 
     sum_a, sum_b = summary(a), summary(b)
@@ -466,7 +469,10 @@ def test_claims_daily_dag_and_backfill_equivalence(trained, dagbag, spark, gener
         assert c["read"] == c["accepted"] + c["quarantined"], table
     assert _xcom(runs[D1], "report")["queues"] == summary["queues"]
     assert (run_dir / "model_report.html").is_file()
-    assert (work / "out_single" / "_staging" / D1 / "gate").is_dir()
+    gate_dir = work / "out_single" / "_staging" / D1 / "gate"
+    # score_and_queue read the rows validate had checked (same input), then dropped that copy
+    assert summary["gate"]["reused_from"] == str(gate_dir)
+    assert sorted(p.name for p in gate_dir.iterdir()) == ["data_quality", "gate_summary.json", "quarantine"]
     assert sorted(p.name for p in (work / "out_single").iterdir()) == [D1, D2, "_staging"]
 
     # Backfill of [D1, D2] in date order, through jobs/spark_entry.py as spark-submit would run it.
@@ -476,9 +482,15 @@ def test_claims_daily_dag_and_backfill_equivalence(trained, dagbag, spark, gener
     backfill = {"data_dir": str(data_dir), "queue.history_dir": str(work / "history_backfill")}
     for ds in (D1, D2):
         args = ["--input", str(generated / ds), "--run-date", ds, "--overrides", json.dumps(backfill)]
-        if ds == D1:  # the entry's validate command once (the score command re-checks the gate anyway)
-            assert main(["validate", "--gate-dir", str(work / "out_backfill" / "_staging" / ds / "gate"), *args]) == 0
-            assert json.loads((work / "out_backfill" / "_staging" / ds / "gate" / "gate_summary.json").read_text())["counts"]
+        gate = work / "out_backfill" / "_staging" / ds / "gate"
+        if ds == D1:  # validate then score, as the cluster path runs; D2: score alone checks its rows
+            assert main(["validate", "--gate-dir", str(gate), *args]) == 0
+            assert json.loads((gate / "gate_summary.json").read_text())["counts"]
+            args += ["--gate-dir", str(gate)]
         assert main(["score", "--output", str(work / "out_backfill"), *args]) == 0
+    reused = {ds: json.loads((work / "out_backfill" / ds / "run_summary.json").read_text())["gate"]["reused_from"]
+              for ds in (D1, D2)}
+    assert reused == {D1: str(work / "out_backfill" / "_staging" / D1 / "gate"), D2: None}
+    # So D2 compares a run that read its validate task's rows with one that checked them itself.
     for ds in (D1, D2):  # D2's backfill ran after D1's, as its daily run did: same case history
         _compare_run_dirs(spark, work / "out_single" / ds, work / "out_backfill" / ds)

@@ -640,3 +640,46 @@ def test_cli_bad_input_exits_3_with_one_line(tmp_path):
              and "setLogLevel" not in ln and "incubator" not in ln]
     assert lines == ["claimsentry validate: medical_claim: no data rows (header only or empty)"]
     assert not out.exists()  # nothing written
+
+
+def test_a_saved_gate_is_reused_only_for_the_same_input_settings_and_date(tmp_path, settings):
+    """``reusable_gate`` decides whether scoring may read the rows a validate task checked: only
+    when nothing the gate depends on has changed since, and the rows are still there."""
+    import os
+
+    from claimsentry.jobs.validate import GATE_COPY, GATE_SUMMARY, gate_fingerprint, reusable_gate
+
+    day = dt.date(2026, 1, 1)
+    drop = tmp_path / "drop"
+    (drop / "medical_claim").mkdir(parents=True)
+    part = drop / "medical_claim" / "part-0.csv"
+    part.write_text("claim_id,paid_amount\nC1,10\n", encoding="utf-8")
+    (drop / "eligibility.csv").write_text("person_id\nP1\n", encoding="utf-8")
+    fp = gate_fingerprint(str(drop), settings, day)
+    assert fp == gate_fingerprint(str(drop), settings, day)
+    assert gate_fingerprint("s3://bucket/claims/2026-01-01", settings, day) is None
+
+    gate = tmp_path / "gate"
+    for table in ("medical_claim", "eligibility"):
+        (gate / GATE_COPY / table).mkdir(parents=True)
+    saved = {"counts": {"medical_claim": {"read": 1}, "eligibility": {"read": 1}}, "fingerprint": fp,
+             "data_quality": {"quarantined": 0}}
+    (gate / GATE_SUMMARY).write_text(json.dumps(saved), encoding="utf-8")
+    assert reusable_gate(str(gate), str(drop), settings, day) == saved
+    assert reusable_gate(None, str(drop), settings, day) is None
+
+    assert reusable_gate(str(gate), str(drop), settings, day + dt.timedelta(days=1)) is None  # another as-of date
+    stricter = settings.with_overrides({"validation.max_error_rate": 0.01})
+    assert reusable_gate(str(gate), str(drop), stricter, day) is None  # other gate settings
+
+    st = part.stat()
+    os.utime(part, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # a file re-landed since
+    assert reusable_gate(str(gate), str(drop), settings, day) is None
+    os.utime(part, ns=(st.st_atime_ns, st.st_mtime_ns))
+    (drop / "medical_claim" / "part-1.csv").write_text("claim_id,paid_amount\nC2,5\n", encoding="utf-8")  # a late part
+    assert reusable_gate(str(gate), str(drop), settings, day) is None
+    (drop / "medical_claim" / "part-1.csv").unlink()
+    assert reusable_gate(str(gate), str(drop), settings, day) == saved
+
+    (gate / GATE_COPY / "eligibility").rmdir()  # the copy was already used and removed
+    assert reusable_gate(str(gate), str(drop), settings, day) is None
