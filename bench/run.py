@@ -210,6 +210,17 @@ def markdown(results: dict) -> str:
     return head + "\n".join(rows)
 
 
+def _child(args: list[str], what: str) -> dict | None:
+    """Run this script with ``args`` in a fresh process (its own JVM); its last stdout line is JSON.
+    None, with the child's stderr tail and a one-line reason on stderr, when it fails."""
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-4000:])
+        print(f"bench: {what} failed (exit {done.returncode})", file=sys.stderr)
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000000,5000000,10000000", help="comma-separated claim-line counts")
@@ -250,14 +261,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.model_data_dir or args.in_process:
             gen = prepare_model(work, state, args.train_members, args.seed, train=not args.model_data_dir)
         else:  # train in its own process too: its JVM must be gone before a size's JVM starts
-            cmd = [sys.executable, __file__, "--train-only", "--work-dir", str(work), "--model-data-dir", str(state),
-                   "--train-members", str(args.train_members), "--seed", str(args.seed)]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                sys.stderr.write(done.stderr[-4000:])
-                print(f"bench: training the champion failed (exit {done.returncode})", file=sys.stderr)
+            gen = _child(["--train-only", "--work-dir", str(work), "--model-data-dir", str(state),
+                          "--train-members", str(args.train_members), "--seed", str(args.seed)], "training the champion")
+            if gen is None:
                 return 1
-            gen = json.loads(done.stdout.strip().splitlines()[-1])
         per_member = lines_per_member(gen)
         results = {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(), "lines_per_member": round(per_member, 1), "sizes": []}
         for size in sizes:
@@ -265,14 +272,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.in_process:
                 result = run_one(size, work, state, members, args.seed)
             else:
-                cmd = [sys.executable, __file__, "--one", str(size), "--members", str(members), "--work-dir", str(work), "--seed", str(args.seed)]
-                cmd += ["--model-data-dir", str(state)]
-                done = subprocess.run(cmd, capture_output=True, text=True)
-                if done.returncode != 0:
-                    sys.stderr.write(done.stderr[-4000:])
-                    print(f"bench: size {size:,} failed (exit {done.returncode})", file=sys.stderr)
+                result = _child(["--one", str(size), "--members", str(members), "--work-dir", str(work),
+                                 "--seed", str(args.seed), "--model-data-dir", str(state)], f"size {size:,}")
+                if result is None:
                     return 1
-                result = json.loads(done.stdout.strip().splitlines()[-1])
             result["in_process"] = bool(args.in_process)
             results["sizes"].append(result)
             out.write_text(json.dumps(results, indent=2))  # after every size: a later failure keeps these
