@@ -27,8 +27,9 @@ CORRUPT = "_corrupt_record"
 SOURCE_FILE = "_source_file"
 
 
-def _is_uri(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
+def is_uri(path: str) -> bool:
+    """An object-store (or other non-local) path: not listed or stat-ed from this process."""
+    return "://" in str(path) and not str(path).startswith("file://")
 
 
 def _local(path: str) -> Path:
@@ -38,7 +39,7 @@ def _local(path: str) -> Path:
 def locate_table(input_dir: str, name: str) -> tuple[str, str] | None:
     """Find ``name`` in ``input_dir``: ``name.csv``, ``name.csv.gz``, ``name.parquet`` or a folder
     ``name/`` of Parquet or CSV part files. Returns (path, format) or None."""
-    if _is_uri(input_dir):  # object stores: trust the caller's layout, Parquet folder first
+    if is_uri(input_dir):  # object stores: trust the caller's layout, Parquet folder first
         return f"{input_dir.rstrip('/')}/{name}", "parquet"
     base = _local(input_dir)
     for suffix, fmt in ((".parquet", "parquet"), (".csv", "csv"), (".csv.gz", "csv")):
@@ -61,7 +62,7 @@ def _normalise_name(col: str) -> str:
 
 
 def _csv_header(spark: SparkSession, path: str, name: str) -> list[str]:
-    local = None if _is_uri(path) else _local(path)
+    local = None if is_uri(path) else _local(path)
     if local is not None and local.is_file() and local.stat().st_size == 0:
         raise InputError(f"{name}: {local.name} is an empty file (not even a header row)")
     try:
@@ -79,7 +80,7 @@ def read_raw(spark: SparkSession, input_dir: str, name: str, *, required: bool =
     Returns None when the table is absent and not required; raises ``InputError`` (one line) when a
     required table is absent or unreadable.
     """
-    if not _is_uri(input_dir) and not _local(input_dir).is_dir():
+    if not is_uri(input_dir) and not _local(input_dir).is_dir():
         raise InputError(f"input directory not found: {input_dir}")
     found = locate_table(input_dir, name)
     if found is None:

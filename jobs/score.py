@@ -120,10 +120,9 @@ def run_score(
         with timings.stage("validate"):
             if saved_gate:  # the same rows, checked by this date's validate task: read its copy
                 log.info("gate: reusing the rows checked in %s (same input)", gate_dir)
-                gate = run_gate(spark, input_dir, settings, as_of=run_date,
-                                checkpoint_dir=str(Path(gate_dir) / GATE_COPY), reuse_checkpoint=True)
-            else:
-                gate = run_gate(spark, input_dir, settings, as_of=run_date, checkpoint_dir=str(staging / "_accepted"))
+            copy = Path(gate_dir) / GATE_COPY if saved_gate else staging / "_accepted"
+            gate = run_gate(spark, input_dir, settings, as_of=run_date, checkpoint_dir=str(copy),
+                            reuse_checkpoint=bool(saved_gate))
         with timings.stage("data_quality_report"):  # quarantine + GE results and Data Docs
             if saved_gate:
                 copy_gate_artifacts(gate_dir, staging)

@@ -56,10 +56,6 @@ def _spark(settings):
     return get_spark(settings)
 
 
-def _is_uri(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
-
-
 def _write_json(path: Path, payload: Mapping[str, Any]) -> None:
     """Write JSON via a temp file and rename, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,9 +76,9 @@ def check_landed(input_dir: str, *, tables: tuple[str, ...] = TABLES, success_ma
     reported ready and the gate fails with a one-line reason if a table is absent.
     """
     from claimsentry.errors import InputError
-    from claimsentry.io import locate_table
+    from claimsentry.io import is_uri, locate_table
 
-    if _is_uri(input_dir):
+    if is_uri(input_dir):
         return {"ready": True, "missing": [], "found": {}, "reason": f"{input_dir} is an object-store path: not listed"}
     base = Path(input_dir.removeprefix("file://"))
     if not base.is_dir():
@@ -116,7 +112,7 @@ def validate_partition(
     A local ``gate_dir`` also keeps the checked rows (``accepted/``) and the input's fingerprint, so
     that ``score_partition`` of the same date and input reads them instead of checking every row
     again (``jobs.validate.reusable_gate``); it removes that copy once the run is written."""
-    from claimsentry.io import atomic_dir
+    from claimsentry.io import atomic_dir, is_uri
     from claimsentry.jobs.validate import GATE_COPY, GATE_SUMMARY, gate_fingerprint, run_gate, write_gate_artifacts
 
     settings = load_run_settings(overrides)
@@ -128,7 +124,7 @@ def validate_partition(
         out = {k: summary.get(k) for k in ("counts", "quarantined", "missing_tables", "warnings", "suites")}
         return json.loads(json.dumps(out | {"run_date": day.isoformat(), "gate_dir": gate_dir}, default=str))
 
-    if _is_uri(gate_dir):
+    if is_uri(gate_dir):
         result = run_gate(spark, input_dir, settings, as_of=day)
         try:
             out = headline(write_gate_artifacts(result, gate_dir, ge_max_rows=ge_max_rows))

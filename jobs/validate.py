@@ -38,7 +38,7 @@ from pyspark.errors import AnalysisException
 from claimsentry import quality
 from claimsentry.errors import GateFailed, InputError
 from claimsentry.expectations import suites
-from claimsentry.io import atomic_dir, locate_table, read_raw
+from claimsentry.io import atomic_dir, is_uri, locate_table, read_raw
 from claimsentry.schemas import ALL_TABLES
 
 log = logging.getLogger(__name__)
@@ -278,7 +278,7 @@ def gate_fingerprint(input_dir: str, settings, as_of: dt.date) -> str | None:
     """What a gate's outcome depends on: every file under a local ``input_dir`` (relative path,
     size, modification time), the ``validation.*`` settings, the as-of date, the suites and the
     claimsentry version. None for an object-store input, which is not listed: its gate is re-run."""
-    if "://" in str(input_dir) and not str(input_dir).startswith("file://"):
+    if is_uri(input_dir):
         return None
     base = Path(str(input_dir).removeprefix("file://"))
     if not base.is_dir():
@@ -300,7 +300,7 @@ def gate_fingerprint(input_dir: str, settings, as_of: dt.date) -> str | None:
 def reusable_gate(gate_dir: str | os.PathLike | None, input_dir: str, settings, as_of: dt.date) -> dict | None:
     """The saved gate summary in ``gate_dir`` when that gate checked this very input (same
     ``gate_fingerprint``) and its copy of the checked rows is still there; else None (re-check)."""
-    if not gate_dir or "://" in str(gate_dir):
+    if not gate_dir or is_uri(gate_dir):
         return None
     folder = Path(gate_dir)
     try:
