@@ -3,6 +3,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+# Test workers: each is one pytest process with its own local SparkSession (about 3 GB).
+TEST_WORKERS ?= 2
 STAMP  := $(VENV)/.installed
 
 .PHONY: setup demo test bench lock clean
@@ -21,7 +23,7 @@ demo: setup
 	$(VENV)/bin/claimsentry demo
 
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 bench: setup
 	$(PY) bench/run.py --sizes 1000000

@@ -97,3 +97,30 @@ def claimsentry_cli(*args: str, env: dict | None = None, cwd=None):
     exe = Path(sys.executable).with_name("claimsentry")
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([str(exe), *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=600)
+
+
+# The two longest chains of tests, dispatched first so that each takes a worker at once: the Airflow
+# DAG runs (model_training, then claims_daily and its backfill) and everything scored by the
+# session's champion. The rest then fill whichever worker is free.
+FIRST_GROUPS = ("airflow_runs", "champion")
+
+
+def _group(item) -> str:
+    if "trained_run" in item.fixturenames:
+        return "champion"
+    if {"airflow_home", "trained"} <= set(item.fixturenames):
+        return "airflow_runs"
+    return item.module.__name__
+
+
+def pytest_itemcollected(item):
+    """``make test`` runs ``pytest -n 2 --dist loadgroup --no-loadscope-reorder``: a worker takes a
+    whole group at a time. Tests that share an expensive fixture share a group, so it is built once:
+    the champion, the DAG runs, otherwise the test's module (its module fixtures). Marked as each
+    item is collected, because xdist reads the marks in its own ``collection_modifyitems``."""
+    item.add_marker(pytest.mark.xdist_group(_group(item)))
+
+
+def pytest_collection_modifyitems(items):
+    first = {name: rank for rank, name in enumerate(FIRST_GROUPS)}
+    items.sort(key=lambda item: first.get(_group(item), len(first)))  # stable: modules stay whole
