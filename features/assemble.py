@@ -20,6 +20,7 @@ from claimsentry.exact import exact_sum
 from claimsentry.features.header import medical_claim_header
 
 KEY = ["claim_id", "claim_source"]
+JOIN_KEY = "_claim_key"
 BASE_COLUMNS = [
     "claim_id",
     "claim_source",
@@ -91,15 +92,30 @@ def pharmacy_base(rx: DataFrame) -> DataFrame:
     ).select(*BASE_COLUMNS)
 
 
+def _join_key(df: DataFrame):
+    """``<claim_source>:<claim_id>``: one column that names a claim (null when either part is)."""
+    return F.concat(F.col("claim_source"), F.lit(":"), F.col("claim_id"))
+
+
 def join_blocks(base: DataFrame, blocks: list[DataFrame]) -> DataFrame:
-    """Left-join feature blocks onto the base; a block keyed by claim_id alone is medical or pharmacy
-    by its ``claim_source`` column when present."""
-    out = base
+    """Left-join feature blocks onto the base on (claim_id, claim_source).
+
+    The join is on one column built from both (``_join_key``), so that every join needs the wide
+    frame hashed the same way and only the blocks are shuffled. Joined on the two columns, a
+    single-source block (pharmacy, professional: ``claim_source`` a literal) lost its
+    ``claim_source`` key to constant folding: Spark joined it on claim_id alone, with the literal
+    as a filter, and re-shuffled and sorted the whole wide frame by claim_id for it (at 10M lines
+    a 3.5 GiB exchange, BENCHMARKS.md 2026-12-03)."""
+    out = base.withColumn(JOIN_KEY, _join_key(base))
     for block in blocks:
-        keys = [k for k in KEY if k in block.columns]
-        dupes = [c for c in block.columns if c in out.columns and c not in keys]
-        out = out.join(block.drop(*dupes), keys, "left")
-    return out
+        keyed = block.withColumn(JOIN_KEY, _join_key(block)) if "claim_source" in block.columns else None
+        if keyed is None:  # a block of claim_id alone applies to either source
+            dupes = [c for c in block.columns if c in out.columns and c != "claim_id"]
+            out = out.join(block.drop(*dupes), "claim_id", "left")
+            continue
+        dupes = [c for c in keyed.columns if c in out.columns and c != JOIN_KEY]
+        out = out.join(keyed.drop(*dupes), JOIN_KEY, "left")
+    return out.drop(JOIN_KEY)
 
 
 def nulls_to_zero_for_counts(df: DataFrame, columns: list[str]) -> DataFrame:
