@@ -19,7 +19,6 @@ from pyspark.sql import functions as F
 from claimsentry.exact import exact_sum
 from claimsentry.features.header import medical_claim_header
 
-KEY = ["claim_id", "claim_source"]
 JOIN_KEY = "_claim_key"
 BASE_COLUMNS = [
     "claim_id",
@@ -92,7 +91,7 @@ def pharmacy_base(rx: DataFrame) -> DataFrame:
     ).select(*BASE_COLUMNS)
 
 
-def _join_key(df: DataFrame):
+def _join_key():
     """``<claim_source>:<claim_id>``: one column that names a claim (null when either part is)."""
     return F.concat(F.col("claim_source"), F.lit(":"), F.col("claim_id"))
 
@@ -106,15 +105,13 @@ def join_blocks(base: DataFrame, blocks: list[DataFrame]) -> DataFrame:
     ``claim_source`` key to constant folding: Spark joined it on claim_id alone, with the literal
     as a filter, and re-shuffled and sorted the whole wide frame by claim_id for it (at 10M lines
     a 3.5 GiB exchange, BENCHMARKS.md 2026-12-03)."""
-    out = base.withColumn(JOIN_KEY, _join_key(base))
+    out = base.withColumn(JOIN_KEY, _join_key())
     for block in blocks:
-        keyed = block.withColumn(JOIN_KEY, _join_key(block)) if "claim_source" in block.columns else None
-        if keyed is None:  # a block of claim_id alone applies to either source
-            dupes = [c for c in block.columns if c in out.columns and c != "claim_id"]
-            out = out.join(block.drop(*dupes), "claim_id", "left")
-            continue
-        dupes = [c for c in keyed.columns if c in out.columns and c != JOIN_KEY]
-        out = out.join(keyed.drop(*dupes), JOIN_KEY, "left")
+        key = JOIN_KEY if "claim_source" in block.columns else "claim_id"  # claim_id alone: either source
+        if key == JOIN_KEY:
+            block = block.withColumn(JOIN_KEY, _join_key())
+        dupes = [c for c in block.columns if c in out.columns and c != key]
+        out = out.join(block.drop(*dupes), key, "left")
     return out.drop(JOIN_KEY)
 
 
