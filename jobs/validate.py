@@ -330,9 +330,22 @@ def _checked_view(flagged: DataFrame) -> DataFrame:
     return view.withColumn(quality.ROW_TEXT, quality.row_text(view.columns))
 
 
+# The row-rule pass of a table with fewer than ``spark.sql.codegen.maxFields`` (100) columns is fused
+# into one generated method: typing, and the reason text of every failing rule (41 for pharmacy_claim).
+# That method is above the JVM's 8,000-byte limit for JIT compilation, and Spark's default
+# hugeMethodLimit (65,535) lets it through, so it runs interpreted. At this limit Spark falls back to
+# non-fused code that the JIT compiles. The pharmacy pass inside the gate, per 1.06M fills:
+# 14.3-14.4 s -> 10.5-11.0 s (BENCHMARKS.md, 2026-12-03 (c)). Only around the gate's pass: set for
+# the whole run, the feature plans got slower (2M run 282 -> 314 s).
+ROW_PASS_HUGE_METHOD_LIMIT = "8000"
+
+
 def _materialise(spark: SparkSession, frame: DataFrame, name: str, path: Path | None) -> DataFrame:
     """Compute ``frame`` once: write it to ``path`` and read it back, or persist it when there is no
     path. A file Spark cannot decode (e.g. a truncated .csv.gz) is a one-line GateFailed."""
+    key = "spark.sql.codegen.hugeMethodLimit"
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, ROW_PASS_HUGE_METHOD_LIMIT)
     try:
         if path is None:
             frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
@@ -345,6 +358,11 @@ def _materialise(spark: SparkSession, frame: DataFrame, name: str, path: Path | 
     except Exception as exc:  # noqa: BLE001 - never a traceback for unreadable input
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise GateFailed(f"{name}: cannot read the table: {first}") from None
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
 
 
 def _table_breaks(name: str, c: dict, settings, max_error_rate: float) -> None:

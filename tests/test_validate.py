@@ -683,3 +683,43 @@ def test_a_saved_gate_is_reused_only_for_the_same_input_settings_and_date(tmp_pa
 
     (gate / GATE_COPY / "eligibility").rmdir()  # the copy was already used and removed
     assert reusable_gate(str(gate), str(drop), settings, day) is None
+
+
+@pytest.mark.parametrize("before", [None, "12345"])
+def test_row_pass_setting_is_scoped_to_the_pass(spark, tmp_path, monkeypatch, before):
+    """The gate's pass runs with its own codegen method limit and hands the session back as it
+    found it, also when the input cannot be read: the feature plans run with the session's value."""
+    from pyspark.sql import DataFrameWriter
+
+    from claimsentry.jobs.validate import ROW_PASS_HUGE_METHOD_LIMIT, _materialise
+
+    key = "spark.sql.codegen.hugeMethodLimit"
+    session_value = spark.conf.get(key, None)
+    during = []
+    write = DataFrameWriter.parquet
+
+    def spy(self, path, *args, **kwargs):  # the setting the pass is written with
+        during.append(spark.conf.get(key, None))
+        return write(self, path, *args, **kwargs)
+
+    def put(value):
+        if value is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, value)
+
+    monkeypatch.setattr(DataFrameWriter, "parquet", spy)
+    put(before)
+    try:
+        rows = _materialise(spark, spark.range(3).withColumn("v", F.col("id") * 2), "t", tmp_path / "t")
+        assert sorted(r.v for r in rows.collect()) == [0, 2, 4]
+        assert during == [ROW_PASS_HUGE_METHOD_LIMIT]
+        assert spark.conf.get(key, None) == before
+
+        (tmp_path / "bad").mkdir()
+        (tmp_path / "bad" / "part-0.csv.gz").write_bytes(b"\x1f\x8b\x08not gzip")
+        with pytest.raises(GateFailed, match="^t: cannot read the table"):
+            _materialise(spark, spark.read.csv(str(tmp_path / "bad"), schema="a string"), "t", tmp_path / "t2")
+        assert spark.conf.get(key, None) == before
+    finally:
+        put(session_value)
