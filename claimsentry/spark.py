@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 from pyspark.sql import SparkSession
 
@@ -34,3 +36,23 @@ def get_spark(settings: Settings) -> SparkSession:
     spark.sparkContext.setLogLevel("ERROR")
     log.info("spark session: master=%s version=%s", spark.sparkContext.master, spark.version)
     return spark
+
+
+@contextmanager
+def session_conf(spark: SparkSession, settings: dict[str, str | None]) -> Iterator[None]:
+    """Run the block with these SQL settings (None: unset), then put each back as it was, also on an
+    error: a setting that helps one pass must not leak into the plans that follow."""
+
+    def put(values: dict[str, str | None]) -> None:
+        for key, value in values.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+    before = {key: spark.conf.get(key, None) for key in settings}
+    put(settings)
+    try:
+        yield
+    finally:
+        put(before)

@@ -40,6 +40,7 @@ from claimsentry.errors import GateFailed, InputError
 from claimsentry.expectations import suites
 from claimsentry.io import atomic_dir, is_uri, locate_table, read_raw
 from claimsentry.schemas import ALL_TABLES
+from claimsentry.spark import session_conf
 
 log = logging.getLogger(__name__)
 
@@ -343,26 +344,19 @@ ROW_PASS_HUGE_METHOD_LIMIT = "8000"
 def _materialise(spark: SparkSession, frame: DataFrame, name: str, path: Path | None) -> DataFrame:
     """Compute ``frame`` once: write it to ``path`` and read it back, or persist it when there is no
     path. A file Spark cannot decode (e.g. a truncated .csv.gz) is a one-line GateFailed."""
-    key = "spark.sql.codegen.hugeMethodLimit"
-    before = spark.conf.get(key, None)
-    spark.conf.set(key, ROW_PASS_HUGE_METHOD_LIMIT)
     try:
-        if path is None:
-            frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
-            frame.count()
-            return frame
-        frame.write.mode("overwrite").parquet(str(path))
+        with session_conf(spark, {"spark.sql.codegen.hugeMethodLimit": ROW_PASS_HUGE_METHOD_LIMIT}):
+            if path is None:
+                frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+                frame.count()
+                return frame
+            frame.write.mode("overwrite").parquet(str(path))
         return spark.read.parquet(str(path))
     except AnalysisException:
         raise  # a plan error is a bug in a suite or in this code, not bad input
     except Exception as exc:  # noqa: BLE001 - never a traceback for unreadable input
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise GateFailed(f"{name}: cannot read the table: {first}") from None
-    finally:
-        if before is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, before)
 
 
 def _table_breaks(name: str, c: dict, settings, max_error_rate: float) -> None:

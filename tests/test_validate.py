@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 from claimsentry.errors import GateFailed, InputError
 from claimsentry.expectations import suites
 from claimsentry.jobs.validate import run_gate, write_gate_artifacts
+from claimsentry.spark import session_conf
 
 AS_OF = dt.date(2026, 1, 1)
 NPI = "1234567893"  # valid: Luhn check digit over 80840 + 123456789 is 3
@@ -340,28 +341,25 @@ def test_the_wide_rows_are_never_shuffled_and_both_join_paths_agree(spark, corpu
     assert "Exchange" not in physical and "Sort [" not in physical, physical
 
     rows = plan.ruled.persist()
-    auto = {k: spark.conf.get(k) for k in ("spark.sql.autoBroadcastJoinThreshold", "spark.sql.adaptive.autoBroadcastJoinThreshold")}
+    # At 0 rows: Spark would still broadcast a frame this small on its own.
+    no_auto_broadcast = {k: "-1" for k in ("spark.sql.autoBroadcastJoinThreshold", "spark.sql.adaptive.autoBroadcastJoinThreshold")}
     try:
         by_path = {}
         for limit in (quality.BROADCAST_ROWS, 0):  # broadcast, then the shuffle-join fallback
-            if limit == 0:  # Spark would still broadcast a frame this small on its own
-                for k in auto:
-                    spark.conf.set(k, "-1")
-            failures = quality.group_failures(rows, plan.group_checks, broadcast_rows=limit)
-            assert set(failures.columns) == {quality.ROW_ID, quality.GROUP_REASON}
-            flagged = quality.apply_group_failures(rows, failures, broadcast_rows=limit)
-            joined = flagged._jdf.queryExecution().executedPlan().toString()
-            assert ("BroadcastHashJoin" in joined) == (limit > 0), joined
-            by_path[limit] = sorted(
-                (r["claim_id"], r["claim_line_number"], r["_reason"])
-                for r in flagged.where("_reason IS NOT NULL").select("claim_id", "claim_line_number", "_reason").collect()
-            )
+            with session_conf(spark, no_auto_broadcast if limit == 0 else {}):
+                failures = quality.group_failures(rows, plan.group_checks, broadcast_rows=limit)
+                assert set(failures.columns) == {quality.ROW_ID, quality.GROUP_REASON}
+                flagged = quality.apply_group_failures(rows, failures, broadcast_rows=limit)
+                joined = flagged._jdf.queryExecution().executedPlan().toString()
+                assert ("BroadcastHashJoin" in joined) == (limit > 0), joined
+                by_path[limit] = sorted(
+                    (r["claim_id"], r["claim_line_number"], r["_reason"])
+                    for r in flagged.where("_reason IS NOT NULL").select("claim_id", "claim_line_number", "_reason").collect()
+                )
         assert by_path[quality.BROADCAST_ROWS] == by_path[0]
         assert ("dup", 1, "duplicate key (claim_id, claim_line_number): dup, 1") in by_path[0]
         assert sum(r[0] == "mixed" for r in by_path[0]) == 2
     finally:
-        for k, v in auto.items():
-            spark.conf.unset(k) if v is None else spark.conf.set(k, v)
         rows.unpersist()
 
 
@@ -694,7 +692,6 @@ def test_row_pass_setting_is_scoped_to_the_pass(spark, tmp_path, monkeypatch, be
     from claimsentry.jobs.validate import ROW_PASS_HUGE_METHOD_LIMIT, _materialise
 
     key = "spark.sql.codegen.hugeMethodLimit"
-    session_value = spark.conf.get(key, None)
     during = []
     write = DataFrameWriter.parquet
 
@@ -702,15 +699,8 @@ def test_row_pass_setting_is_scoped_to_the_pass(spark, tmp_path, monkeypatch, be
         during.append(spark.conf.get(key, None))
         return write(self, path, *args, **kwargs)
 
-    def put(value):
-        if value is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, value)
-
     monkeypatch.setattr(DataFrameWriter, "parquet", spy)
-    put(before)
-    try:
+    with session_conf(spark, {key: before}):
         rows = _materialise(spark, spark.range(3).withColumn("v", F.col("id") * 2), "t", tmp_path / "t")
         assert sorted(r.v for r in rows.collect()) == [0, 2, 4]
         assert during == [ROW_PASS_HUGE_METHOD_LIMIT]
@@ -721,5 +711,3 @@ def test_row_pass_setting_is_scoped_to_the_pass(spark, tmp_path, monkeypatch, be
         with pytest.raises(GateFailed, match="^t: cannot read the table"):
             _materialise(spark, spark.read.csv(str(tmp_path / "bad"), schema="a string"), "t", tmp_path / "t2")
         assert spark.conf.get(key, None) == before
-    finally:
-        put(session_value)
