@@ -526,6 +526,33 @@ def test_artifacts_ge_results_and_data_docs(corpus, tmp_path, spark):
     assert (run_dir / "data_quality" / "data_docs" / "medical_claim.html").stat().st_size > 5000
 
 
+def test_ge_report_is_the_same_on_one_partition_as_on_several(corpus, monkeypatch):
+    """GE sees a small table as one cached partition (fewer Spark jobs); its results, down to the
+    sample of unexpected values, are those of the same rows spread over several partitions."""
+    from claimsentry.jobs import validate
+
+    med = corpus["result"].checked["medical_claim"]
+    spread = med.repartitionByRange(3, "claim_id", "claim_line_number")  # one map task: a fixed row order
+    assert spread.rdd.getNumPartitions() == 3
+    full, kept, per_type = suites.load_suite("medical_claim"), [], {}
+    for exp in full["expectations"]:  # two of each kind: the comparison, not the whole suite, is the point
+        per_type[exp["type"]] = per_type.get(exp["type"], 0) + 1
+        if per_type[exp["type"]] <= 2:
+            kept.append(exp)
+    monkeypatch.setattr(validate.suites, "load_suite", lambda name: {**full, "expectations": kept})
+
+    def report() -> list[dict]:
+        results, _ = validate.ge_validate({"medical_claim": (spread, False)}, as_of=AS_OF)
+        return [{k: r[k] for k in ("expectation_config", "success", "result")}
+                for r in results["medical_claim"].to_json_dict()["results"]]
+
+    one = report()
+    monkeypatch.setattr(validate, "GE_ONE_PARTITION_ROWS", 0)
+    several = report()
+    assert one == several
+    assert any(r["result"].get("partial_unexpected_list") for r in one)  # the samples were compared too
+
+
 def test_ge_report_on_a_deterministic_sample_above_ge_max_rows(spark, settings, tmp_path):
     from claimsentry.jobs.validate import ge_sample
 
