@@ -126,6 +126,16 @@ def load_champion(settings) -> ModelBundle:
     return load_version(settings, version)
 
 
+def model_requirements() -> list[str]:
+    """What loading the logged model needs, pinned to this environment's versions (MLflow adds
+    itself). Stated rather than inferred: inference loads the model in a subprocess (~6 s of every
+    training) and listed packages the model never uses (rich, psutil, scikit-learn)."""
+    from importlib.metadata import packages_distributions, version
+
+    dists = packages_distributions()
+    return sorted(f"{dist}=={version(dist)}" for module in ("xgboost", "numpy", "pandas") for dist in dists.get(module, [])[:1])
+
+
 def log_and_register(
     settings,
     *,
@@ -168,6 +178,7 @@ def log_and_register(
             input_example=input_example,
             registered_model_name=name,
             model_format="json",
+            pip_requirements=model_requirements(),
         )
         version = str(info.registered_model_version)
         decision = decide()

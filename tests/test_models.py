@@ -413,6 +413,10 @@ def test_train_from_features_end_to_end_logs_the_report_contract(spark, settings
     assert json.loads(open(c.download_artifacts(result["run_id"], "promotion.json")).read())["decision"] == "promoted"
     bundle = load_champion(settings)
     assert bundle.version == "claimsentry-fraud/1"
+    from importlib.metadata import version  # the model's environment: pinned, and what it loads with
+
+    requirements = set(open(c.download_artifacts(result["run_id"], "model/requirements.txt")).read().split())
+    assert {f"xgboost-cpu=={version('xgboost-cpu')}", f"mlflow=={version('mlflow')}"} <= requirements
     assert score_claims(features, bundle).where("score < 0 or score > 1").count() == 0
 
     # a second run on the same data is compared with the champion on the same held-out rows
