@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -216,6 +217,8 @@ def test_cluster_path_builds_the_spark_submit_command(dagbag, monkeypatch):
     assert (args.command, args.input, args.output, args.run_date) == ("score", "/claims/2026-01-02", "/out", D2)
     assert args.gate_dir == land["gate_dir"]
     assert json.loads(args.overrides) == land["overrides"]
+    args = build_parser().parse_args(commands["validate_on_cluster"][-9:])
+    assert (args.command, args.input, args.gate_dir, args.run_date) == ("validate", "/claims/2026-01-02", land["gate_dir"], D2)
 
 
 def test_training_cluster_path_passes_the_run_date_and_labels(dagbag, monkeypatch):
@@ -294,8 +297,6 @@ def test_audit_feedback_dag_imports_inbox_and_fails_visibly_on_an_unreadable_fil
     assert sorted(p.name for p in (inbox / "failed").iterdir()) == ["empty.csv", "empty.csv.reason.txt"]
     assert "empty" in (inbox / "failed" / "empty.csv.reason.txt").read_text(encoding="utf-8")
     stored = list((tmp_path / "data" / "cases" / "dispositions").glob("*.parquet"))
-    import pandas as pd
-
     accepted = pd.read_parquet(stored[0])
     assert sorted(accepted["claim_id"]) == ["M1"]  # M2's outcome date is after the run's date: rejected
 
@@ -408,8 +409,6 @@ def test_model_training_dag_trains_promotes_and_reports(trained):
 
 
 def _compare_run_dirs(spark, a: Path, b: Path) -> None:
-    import pandas as pd
-
     for name in ("claim_queue", "provider_queue"):
         pd.testing.assert_frame_equal(pd.read_parquet(a / f"{name}.parquet"), pd.read_parquet(b / f"{name}.parquet"))
         lines_a = (a / f"{name}.csv").read_text(encoding="utf-8").splitlines()
@@ -444,8 +443,9 @@ def _compare_run_dirs(spark, a: Path, b: Path) -> None:
 
 @pytest.mark.slow
 def test_claims_daily_dag_and_backfill_equivalence(trained, dagbag, spark, generated, monkeypatch):
-    """dag.test of each date on its own (in-process path) vs a backfill of the range through the
-    spark-submit entry script (cluster path driver code): identical run directories."""
+    """dag.test of each date on its own (in-process path, validate then score reusing its rows) vs a
+    backfill of the second date through the spark-submit entry script (cluster path driver code),
+    where score checks the rows itself: identical run directories."""
     assert trained["dr"].state == "success", "needs the champion from model_training"
     work, data_dir = trained["work"], trained["data_dir"]
     single = {
@@ -454,8 +454,12 @@ def test_claims_daily_dag_and_backfill_equivalence(trained, dagbag, spark, gener
         "spark_submit": False,
         "settings_overrides": {"data_dir": str(data_dir), "queue.history_dir": str(work / "history_single")},
     }
+    runs = {}
     with _without_retries(dagbag.dags["claims_daily"]) as dag:
-        runs = {ds: dag.test(logical_date=_utc(ds), run_conf=single) for ds in (D1, D2)}
+        for ds in (D1, D2):
+            runs[ds] = dag.test(logical_date=_utc(ds), run_conf=single)
+            if ds == D1:  # the case history a backfill of D2 starts from: D1's queue
+                shutil.copytree(work / "history_single", work / "history_backfill")
     for ds, dr in runs.items():
         assert dr.state == "success", (ds, _states(dr))
         assert _states(dr) == {
@@ -474,23 +478,18 @@ def test_claims_daily_dag_and_backfill_equivalence(trained, dagbag, spark, gener
     assert summary["gate"]["reused_from"] == str(gate_dir)
     assert sorted(p.name for p in gate_dir.iterdir()) == ["data_quality", "gate_summary.json", "quarantine"]
     assert sorted(p.name for p in (work / "out_single").iterdir()) == [D1, D2, "_staging"]
+    # D2 (same files as D1) queued none of the claims D1 had queued: the case history was read
+    queued = {ds: set(pd.read_parquet(work / "out_single" / ds / "claim_queue.parquet")["claim_id"]) for ds in (D1, D2)}
+    assert queued[D1] and not queued[D1] & queued[D2]
 
-    # Backfill of [D1, D2] in date order, through jobs/spark_entry.py as spark-submit would run it.
+    # Backfill of D2 through jobs/spark_entry.py as spark-submit would run it, with no validate gate
+    # dir: score checks its rows itself. (Both commands call the functions the in-process tasks call.)
     from claimsentry.jobs.spark_entry import main
 
     monkeypatch.setenv("CLAIMSENTRY_UNDER_SPARK_SUBMIT", "1")
     backfill = {"data_dir": str(data_dir), "queue.history_dir": str(work / "history_backfill")}
-    for ds in (D1, D2):
-        args = ["--input", str(generated / ds), "--run-date", ds, "--overrides", json.dumps(backfill)]
-        gate = work / "out_backfill" / "_staging" / ds / "gate"
-        if ds == D1:  # validate then score, as the cluster path runs; D2: score alone checks its rows
-            assert main(["validate", "--gate-dir", str(gate), *args]) == 0
-            assert json.loads((gate / "gate_summary.json").read_text())["counts"]
-            args += ["--gate-dir", str(gate)]
-        assert main(["score", "--output", str(work / "out_backfill"), *args]) == 0
-    reused = {ds: json.loads((work / "out_backfill" / ds / "run_summary.json").read_text())["gate"]["reused_from"]
-              for ds in (D1, D2)}
-    assert reused == {D1: str(work / "out_backfill" / "_staging" / D1 / "gate"), D2: None}
+    args = ["--input", str(generated / D2), "--run-date", D2, "--overrides", json.dumps(backfill)]
+    assert main(["score", "--output", str(work / "out_backfill"), *args]) == 0
+    assert json.loads((work / "out_backfill" / D2 / "run_summary.json").read_text())["gate"]["reused_from"] is None
     # So D2 compares a run that read its validate task's rows with one that checked them itself.
-    for ds in (D1, D2):  # D2's backfill ran after D1's, as its daily run did: same case history
-        _compare_run_dirs(spark, work / "out_single" / ds, work / "out_backfill" / ds)
+    _compare_run_dirs(spark, work / "out_single" / D2, work / "out_backfill" / D2)
