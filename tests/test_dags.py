@@ -1,7 +1,8 @@
 """The Airflow DAGs: they parse, their task graphs and retries are what the docs say, the
 spark-submit path builds the right command, and real ``dag.test()`` runs of ``claims_daily`` and
-``model_training`` on generated claims write the run directory, with a backfill of a date range
-giving byte-for-byte the same outputs as running each date on its own.
+``model_training`` on generated claims write the run directory; a date's queue leaves out the cases
+of earlier dates (open, or closed by an auditor's disposition); a re-run of a date through the
+spark-submit entry script gives byte-for-byte the same outputs as its daily run.
 
 Airflow runs against a throw-away metadata DB (sqlite) under a temp ``AIRFLOW_HOME``; Spark is the
 session fixture, which ``claimsentry.spark.get_spark`` returns as the active session.
@@ -442,54 +443,66 @@ def _compare_run_dirs(spark, a: Path, b: Path) -> None:
 
 
 @pytest.mark.slow
-def test_claims_daily_dag_and_backfill_equivalence(trained, dagbag, spark, generated, monkeypatch):
-    """dag.test of each date on its own (in-process path, validate then score reusing its rows) vs a
-    backfill of the second date through the spark-submit entry script (cluster path driver code),
-    where score checks the rows itself: identical run directories."""
+def test_claims_daily_dag_cases_and_a_rerun_of_a_date(trained, dagbag, spark, generated, monkeypatch, tmp_path):
+    """dag.test of two dates (in-process path: validate, then score reusing its rows), with an
+    auditor's disposition of D1's top case imported between them; then D2 re-run over its own run
+    directory through the spark-submit entry script (cluster path driver code, which checks the rows
+    itself), as an operator's backfill would: the same run directory, and the case history unchanged."""
+    from claimsentry import cases
+    from claimsentry.config import load_settings
+    from claimsentry.jobs.feedback import ingest_feedback
+
     assert trained["dr"].state == "success", "needs the champion from model_training"
     work, data_dir = trained["work"], trained["data_dir"]
-    single = {
-        "claims_root": str(generated),
-        "output_root": str(work / "out_single"),
-        "spark_submit": False,
-        "settings_overrides": {"data_dir": str(data_dir), "queue.history_dir": str(work / "history_single")},
-    }
+    overrides = {"data_dir": str(data_dir), "queue.history_dir": str(work / "history")}
+    history = cases.history_dir(load_settings(environ={}, overrides=overrides))
+    daily = {"claims_root": str(generated), "output_root": str(work / "out"), "spark_submit": False, "settings_overrides": overrides}
     runs = {}
     with _without_retries(dagbag.dags["claims_daily"]) as dag:
         for ds in (D1, D2):
-            runs[ds] = dag.test(logical_date=_utc(ds), run_conf=single)
-            if ds == D1:  # the case history a backfill of D2 starts from: D1's queue
-                shutil.copytree(work / "history_single", work / "history_backfill")
+            runs[ds] = dag.test(logical_date=_utc(ds), run_conf=daily)
+            if ds == D1:  # the auditor confirms D1's top case before D2 runs
+                top = pd.read_parquet(work / "out" / D1 / "claim_queue.parquet").iloc[0]
+                feedback = tmp_path / "dispositions.csv"
+                pd.DataFrame([{"case_id": top["case_id"], "outcome": "confirmed", "recovered_amount": "100",
+                               "outcome_date": D1}]).to_csv(feedback, index=False)
+                assert ingest_feedback(load_settings(environ={}, overrides=overrides), feedback)["closed_cases"] == 1
     for ds, dr in runs.items():
         assert dr.state == "success", (ds, _states(dr))
         assert _states(dr) == {
             "land": "success", "choose_engine": "success", "validate": "success", "score_and_queue": "success",
             "validate_on_cluster": "skipped", "score_and_queue_on_cluster": "skipped", "report": "success",
         }
-    run_dir = work / "out_single" / D1
+    run_dir = work / "out" / D1
     summary = json.loads((run_dir / "run_summary.json").read_text(encoding="utf-8"))
     assert summary["run_date"] == D1
     for table, c in summary["tables"].items():
         assert c["read"] == c["accepted"] + c["quarantined"], table
     assert _xcom(runs[D1], "report")["queues"] == summary["queues"]
     assert (run_dir / "model_report.html").is_file()
-    gate_dir = work / "out_single" / "_staging" / D1 / "gate"
+    gate_dir = work / "out" / "_staging" / D1 / "gate"
     # score_and_queue read the rows validate had checked (same input), then dropped that copy
     assert summary["gate"]["reused_from"] == str(gate_dir)
     assert sorted(p.name for p in gate_dir.iterdir()) == ["data_quality", "gate_summary.json", "quarantine"]
-    assert sorted(p.name for p in (work / "out_single").iterdir()) == [D1, D2, "_staging"]
-    # D2 (same files as D1) queued none of the claims D1 had queued: the case history was read
-    queued = {ds: set(pd.read_parquet(work / "out_single" / ds / "claim_queue.parquet")["claim_id"]) for ds in (D1, D2)}
-    assert queued[D1] and not queued[D1] & queued[D2]
+    assert sorted(p.name for p in (work / "out").iterdir()) == [D1, D2, "_staging"]
+    # D2 (same files as D1) queued none of D1's cases, open or closed: the case history was read
+    queues = {ds: pd.read_parquet(work / "out" / ds / "claim_queue.parquet") for ds in (D1, D2)}
+    assert len(queues[D2]) > 0 and not set(queues[D1]["case_id"]) & set(queues[D2]["case_id"])
+    status = cases.case_status(history).set_index("case_id")["status"].sort_index()
+    assert status[top["case_id"]] == "confirmed"
+    assert (status == "open").sum() == len(queues[D1]) - 1 + len(queues[D2])
 
-    # Backfill of D2 through jobs/spark_entry.py as spark-submit would run it, with no validate gate
-    # dir: score checks its rows itself. (Both commands call the functions the in-process tasks call.)
+    # Re-run of D2 over its run directory through jobs/spark_entry.py as spark-submit would run it,
+    # with no validate gate dir: score checks its rows itself. (Both commands call the functions the
+    # in-process tasks call.) It starts from the same history: cases of dates before D2.
     from claimsentry.jobs.spark_entry import main
 
+    shutil.copytree(work / "out" / D2, tmp_path / "daily_D2")
     monkeypatch.setenv("CLAIMSENTRY_UNDER_SPARK_SUBMIT", "1")
-    backfill = {"data_dir": str(data_dir), "queue.history_dir": str(work / "history_backfill")}
-    args = ["--input", str(generated / D2), "--run-date", D2, "--overrides", json.dumps(backfill)]
-    assert main(["score", "--output", str(work / "out_backfill"), *args]) == 0
-    assert json.loads((work / "out_backfill" / D2 / "run_summary.json").read_text())["gate"]["reused_from"] is None
+    args = ["--input", str(generated / D2), "--run-date", D2, "--overrides", json.dumps(overrides)]
+    assert main(["score", "--output", str(work / "out"), *args]) == 0
+    assert json.loads((work / "out" / D2 / "run_summary.json").read_text())["gate"]["reused_from"] is None
     # So D2 compares a run that read its validate task's rows with one that checked them itself.
-    _compare_run_dirs(spark, work / "out_single" / D2, work / "out_backfill" / D2)
+    _compare_run_dirs(spark, tmp_path / "daily_D2", work / "out" / D2)
+    after = cases.case_status(history).set_index("case_id")["status"].sort_index()
+    pd.testing.assert_series_equal(after, status)  # the re-run replaced D2's cases: none opened twice

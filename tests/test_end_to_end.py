@@ -6,10 +6,7 @@ import datetime as dt
 import json
 
 import pandas as pd
-import pytest
 
-from claimsentry import cases
-from claimsentry.jobs.feedback import ingest_feedback
 from claimsentry.jobs.score import run_score
 from conftest import claimsentry_cli
 
@@ -18,29 +15,10 @@ CLAIM_QUEUE_COLUMNS = ["rank", "claim_id", "claim_source", "score", "amount_at_r
 PROVIDER_QUEUE_COLUMNS = ["rank", "npi", "score", "flagged_claims", "amount_at_risk", "reasons"]
 
 
-@pytest.fixture(scope="module")
-def first_run(spark, generated_claims, trained_settings, tmp_path_factory):
-    """One scored run date shared by this module's tests (a scoring run is the expensive part)."""
-    tmp_path = tmp_path_factory.mktemp("e2e")
+def test_score_writes_every_contract_output(spark, generated_claims, trained_settings, tmp_path):
+    """One scored run date. (Re-running a date and the case history across dates: tests/test_dags.py.)"""
     run_settings = trained_settings.with_overrides({"queue.history_dir": str(tmp_path / "cases")})
     summary = run_score(spark, str(generated_claims), str(tmp_path / "out"), RUN_DATE, run_settings)
-    run_dir = tmp_path / "out" / RUN_DATE.isoformat()
-    return {
-        "tmp_path": tmp_path,
-        "settings": run_settings,
-        "summary": summary,
-        "queue": pd.read_parquet(run_dir / "claim_queue.parquet"),
-        "scores": _scores(run_dir),
-    }
-
-
-def _scores(run_dir):
-    scores = pd.read_parquet(run_dir / "scored_claims", columns=["claim_id", "claim_source", "score"])
-    return scores.sort_values(["claim_source", "claim_id"]).reset_index(drop=True)
-
-
-def test_score_writes_every_contract_output(spark, first_run):
-    tmp_path, summary = first_run["tmp_path"], first_run["summary"]
     run_dir = tmp_path / "out" / RUN_DATE.isoformat()
 
     for name in ("claim_queue.parquet", "claim_queue.csv", "claim_queue.html", "provider_queue.parquet", "provider_queue.csv", "run_summary.json"):
@@ -74,31 +52,6 @@ def test_score_writes_every_contract_output(spark, first_run):
     assert written["queues"]["claim_queue"] == len(queue)
     assert written["model"]["version"] == queue["model_version"].iloc[0]
     assert set(written["timings_seconds"]) >= {"validate", "features", "score", "queues"}
-
-
-def test_rerunning_a_date_gives_the_same_outputs(spark, generated_claims, first_run):
-    out = first_run["tmp_path"] / "out"
-    run_score(spark, str(generated_claims), str(out), RUN_DATE, first_run["settings"])
-    second = pd.read_parquet(out / RUN_DATE.isoformat() / "claim_queue.parquet")
-    pd.testing.assert_frame_equal(first_run["queue"], second)
-    pd.testing.assert_frame_equal(first_run["scores"], _scores(out / RUN_DATE.isoformat()))
-
-
-def test_open_and_closed_cases_are_not_queued_again(spark, generated_claims, first_run):
-    out, run_settings, day1 = first_run["tmp_path"] / "out", first_run["settings"], first_run["queue"]
-    top = day1.iloc[0]
-    feedback = first_run["tmp_path"] / "dispositions.csv"
-    pd.DataFrame([{"case_id": top["case_id"], "outcome": "confirmed", "recovered_amount": "100", "outcome_date": "2026-01-01"}]).to_csv(feedback, index=False)
-    assert ingest_feedback(run_settings, feedback)["closed_cases"] == 1
-
-    next_day = RUN_DATE + dt.timedelta(days=1)
-    run_score(spark, str(generated_claims), str(out), next_day, run_settings)
-    day2 = pd.read_parquet(out / next_day.isoformat() / "claim_queue.parquet")
-    assert len(day2) > 0
-    assert not set(day2["case_id"]) & set(day1["case_id"])  # open cases and the closed one stay out
-    status = cases.case_status(cases.history_dir(run_settings)).set_index("case_id")["status"]
-    assert status[top["case_id"]] == "confirmed"
-    assert (status == "open").sum() == len(day1) - 1 + len(day2)
 
 
 def test_cli_bad_input_is_one_line_and_non_zero(tmp_path, generated_claims):
