@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import json
 import os
 import sys
 from pathlib import Path
@@ -10,6 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+DAGS = REPO / "dags"
+TRAINING_DATE = "2026-01-04"  # the model_training run that trains the session's champion
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -67,18 +72,66 @@ def generated_claims(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained_run(tmp_path_factory, spark, generated_claims):
-    """``train_from_input`` on ``generated_claims`` into a fresh MLflow store, once per session:
-    ``{"settings": ..., "result": ...}`` (the job's returned model_version, run_id, metrics...)."""
-    import datetime as dt
+def airflow_home(tmp_path_factory):
+    """A private AIRFLOW_HOME with a migrated sqlite metadata DB. Must run before Airflow is imported."""
+    home = tmp_path_factory.mktemp("airflow_home")
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    }
+    if "airflow.configuration" in sys.modules and os.environ.get("AIRFLOW_HOME") != str(home):
+        pytest.fail("Airflow was imported before the airflow_home fixture could point AIRFLOW_HOME at a temp dir")
+    os.environ.update(env)
+    from airflow.utils import db
 
+    db.initdb()
+    return home
+
+
+@pytest.fixture(scope="session")
+def dagbag(airflow_home):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS))
+
+
+@contextlib.contextmanager
+def without_retries(dag):
+    """dag.test() waits out retry delays (2, 4 min); a full run in CI should fail at once instead."""
+    saved = {t.task_id: t.retries for t in dag.tasks}
+    for t in dag.tasks:
+        t.retries = 0
+    try:
+        yield dag
+    finally:
+        for t in dag.tasks:
+            t.retries = saved[t.task_id]
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, airflow_home, dagbag, spark, generated_claims):
+    """The session's champion: a real ``dag.test()`` run of ``model_training`` (in-process path:
+    ``train_from_input``) on ``generated_claims`` into a fresh MLflow store, once per session.
+    ``{"settings", "result" (the train task's summary: model_version, run_id, decision, metrics...),
+    "dag_run", "output_root"}``; tests/test_dags.py asserts the run itself."""
     from claimsentry.config import load_settings
-    from claimsentry.jobs.train import train_from_input
 
-    data_dir = tmp_path_factory.mktemp("trained") / "data"
-    settings = load_settings(environ={}, overrides={"data_dir": str(data_dir)})
-    result = train_from_input(spark, str(generated_claims), settings, as_of=dt.date(2026, 1, 1))
-    return {"settings": settings, "result": result}
+    work = tmp_path_factory.mktemp("trained")
+    overrides = {"data_dir": str(work / "data")}
+    conf = {"training_input": str(generated_claims), "output_root": str(work / "out"), "spark_submit": False,
+            "settings_overrides": overrides}
+    with without_retries(dagbag.dags["model_training"]) as dag:
+        dag_run = dag.test(logical_date=dt.datetime.fromisoformat(TRAINING_DATE).replace(tzinfo=dt.timezone.utc), run_conf=conf)
+    summary = work / "out" / "_training" / TRAINING_DATE / "train_summary.json"
+    return {
+        "settings": load_settings(environ={}, overrides=overrides),
+        "result": json.loads(summary.read_text(encoding="utf-8")) if summary.is_file() else {},
+        "dag_run": dag_run,
+        "output_root": work / "out",
+    }
 
 
 @pytest.fixture(scope="session")
@@ -99,24 +152,22 @@ def claimsentry_cli(*args: str, env: dict | None = None, cwd=None):
     return subprocess.run([str(exe), *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=600)
 
 
-# The two longest chains of tests, dispatched first so that each takes a worker at once: the Airflow
-# DAG runs (model_training, then claims_daily and its backfill) and everything scored by the
-# session's champion. The rest then fill whichever worker is free.
-FIRST_GROUPS = ("airflow_runs", "champion")
+# The longest chain of tests, dispatched first so that it takes a worker at once: everything that
+# needs the session's champion (the model_training DAG run that trains it, the claims_daily DAG runs
+# and every other test it scores for). The rest then fill the other worker.
+FIRST_GROUPS = ("champion",)
 
 
 def _group(item) -> str:
     if "trained_run" in item.fixturenames:
         return "champion"
-    if {"airflow_home", "trained"} <= set(item.fixturenames):
-        return "airflow_runs"
     return item.module.__name__
 
 
 def pytest_itemcollected(item):
     """``make test`` runs ``pytest -n 2 --dist loadgroup --no-loadscope-reorder``: a worker takes a
     whole group at a time. Tests that share an expensive fixture share a group, so it is built once:
-    the champion, the DAG runs, otherwise the test's module (its module fixtures). Marked as each
+    the champion, otherwise the test's module (its module fixtures). Marked as each
     item is collected, because xdist reads the marks in its own ``collection_modifyitems``."""
     item.add_marker(pytest.mark.xdist_group(_group(item)))
 

@@ -10,10 +10,8 @@ session fixture, which ``claimsentry.spark.get_spark`` returns as the active ses
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,44 +20,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import DAGS, TRAINING_DATE, without_retries
+
 REPO = Path(__file__).resolve().parents[1]
-DAGS = REPO / "dags"
 DAG_IDS = {"claims_daily", "model_training", "audit_feedback"}
 D1, D2 = "2026-01-01", "2026-01-02"
 
 
 def _utc(ds: str) -> dt.datetime:
     return dt.datetime.fromisoformat(ds).replace(tzinfo=dt.timezone.utc)
-
-
-# ---------------------------------------------------------------------------------------------
-# Fixtures
-# ---------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def airflow_home(tmp_path_factory):
-    """A private AIRFLOW_HOME with a migrated sqlite metadata DB. Must run before Airflow is imported."""
-    home = tmp_path_factory.mktemp("airflow_home")
-    env = {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-    }
-    if "airflow.configuration" in sys.modules and os.environ.get("AIRFLOW_HOME") != str(home):
-        pytest.fail("Airflow was imported before tests/test_dags.py could point AIRFLOW_HOME at a temp dir")
-    os.environ.update(env)
-    from airflow.utils import db
-
-    db.initdb()
-    return home
-
-
-@pytest.fixture(scope="session")
-def dagbag(airflow_home):
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(DAGS))
 
 
 def _downstream(dag) -> dict[str, set[str]]:
@@ -317,19 +286,6 @@ def _xcom(dr, task_id: str):
     return json.loads(value) if isinstance(value, str) else value
 
 
-@contextlib.contextmanager
-def _without_retries(dag):
-    """dag.test() waits out retry delays (2, 4 min); a full run in CI should fail at once instead."""
-    saved = {t.task_id: t.retries for t in dag.tasks}
-    for t in dag.tasks:
-        t.retries = 0
-    try:
-        yield dag
-    finally:
-        for t in dag.tasks:
-            t.retries = saved[t.task_id]
-
-
 def _states(dr) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
 
@@ -365,36 +321,19 @@ def test_gate_failure_fails_the_run_without_retries(airflow_home, dagbag, spark,
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    """One small generated claims drop, landed for two logical dates (the same files, so the second
-    date's queue must skip claims the first date queued: the case history is exercised)."""
-    from claimsentry.generate import generate
-
+def generated(tmp_path_factory, generated_claims):
+    """The session's generated claims, landed for two logical dates (the same files, so the second
+    date's queue must skip the cases the first date opened: the case history is exercised)."""
     root = tmp_path_factory.mktemp("claims")
-    generate(str(root / D1), members=300, seed=7)
-    shutil.copytree(root / D1, root / D2)
+    for ds in (D1, D2):
+        shutil.copytree(generated_claims, root / ds)
     return root
 
 
-@pytest.fixture(scope="module")
-def trained(airflow_home, dagbag, spark, generated, tmp_path_factory):
-    """model_training run for real: trains, registers and promotes the first champion."""
-    work = tmp_path_factory.mktemp("work")
-    data_dir = work / "data"
-    conf = {
-        "training_input": str(generated / D1),
-        "output_root": str(work / "out_dag"),
-        "spark_submit": False,
-        "settings_overrides": {"data_dir": str(data_dir)},
-    }
-    with _without_retries(dagbag.dags["model_training"]) as dag:
-        dr = dag.test(logical_date=_utc("2026-01-04"), run_conf=conf)
-    return {"dr": dr, "work": work, "data_dir": data_dir, "conf": conf}
-
-
 @pytest.mark.slow
-def test_model_training_dag_trains_promotes_and_reports(trained):
-    dr = trained["dr"]
+def test_model_training_dag_trains_promotes_and_reports(trained_run):
+    """The session's champion is this DAG run's model (conftest.trained_run)."""
+    dr = trained_run["dag_run"]
     assert dr.state == "success", _states(dr)
     assert _states(dr) == {
         "training_set": "success", "choose_engine": "success", "train": "success",
@@ -403,7 +342,7 @@ def test_model_training_dag_trains_promotes_and_reports(trained):
     result = _xcom(dr, "report")
     assert result["promoted"] is True  # the first model always beats "no champion"
     assert result["model_version"]
-    out = trained["work"] / "out_dag" / "_training" / "2026-01-04"
+    out = trained_run["output_root"] / "_training" / TRAINING_DATE
     summary = json.loads((out / "train_summary.json").read_text(encoding="utf-8"))
     assert summary["model_version"] == result["model_version"]
     assert (out / "model_report.html").stat().st_size > 1000
@@ -443,7 +382,7 @@ def _compare_run_dirs(spark, a: Path, b: Path) -> None:
 
 
 @pytest.mark.slow
-def test_claims_daily_dag_cases_and_a_rerun_of_a_date(trained, dagbag, spark, generated, monkeypatch, tmp_path):
+def test_claims_daily_dag_cases_and_a_rerun_of_a_date(trained_run, dagbag, spark, generated, monkeypatch, tmp_path):
     """dag.test of two dates (in-process path: validate, then score reusing its rows), with an
     auditor's disposition of D1's top case imported between them; then D2 re-run over its own run
     directory through the spark-submit entry script (cluster path driver code, which checks the rows
@@ -452,18 +391,18 @@ def test_claims_daily_dag_cases_and_a_rerun_of_a_date(trained, dagbag, spark, ge
     from claimsentry.config import load_settings
     from claimsentry.jobs.feedback import ingest_feedback
 
-    assert trained["dr"].state == "success", "needs the champion from model_training"
-    work, data_dir = trained["work"], trained["data_dir"]
+    assert trained_run["dag_run"].state == "success", "needs the champion from model_training"
+    work, data_dir = tmp_path, trained_run["settings"].data_dir
     overrides = {"data_dir": str(data_dir), "queue.history_dir": str(work / "history")}
     history = cases.history_dir(load_settings(environ={}, overrides=overrides))
     daily = {"claims_root": str(generated), "output_root": str(work / "out"), "spark_submit": False, "settings_overrides": overrides}
     runs = {}
-    with _without_retries(dagbag.dags["claims_daily"]) as dag:
+    with without_retries(dagbag.dags["claims_daily"]) as dag:
         for ds in (D1, D2):
             runs[ds] = dag.test(logical_date=_utc(ds), run_conf=daily)
             if ds == D1:  # the auditor confirms D1's top case before D2 runs
                 top = pd.read_parquet(work / "out" / D1 / "claim_queue.parquet").iloc[0]
-                feedback = tmp_path / "dispositions.csv"
+                feedback = work / "dispositions.csv"
                 pd.DataFrame([{"case_id": top["case_id"], "outcome": "confirmed", "recovered_amount": "100",
                                "outcome_date": D1}]).to_csv(feedback, index=False)
                 assert ingest_feedback(load_settings(environ={}, overrides=overrides), feedback)["closed_cases"] == 1
@@ -497,12 +436,12 @@ def test_claims_daily_dag_cases_and_a_rerun_of_a_date(trained, dagbag, spark, ge
     # in-process tasks call.) It starts from the same history: cases of dates before D2.
     from claimsentry.jobs.spark_entry import main
 
-    shutil.copytree(work / "out" / D2, tmp_path / "daily_D2")
+    shutil.copytree(work / "out" / D2, work / "daily_D2")
     monkeypatch.setenv("CLAIMSENTRY_UNDER_SPARK_SUBMIT", "1")
     args = ["--input", str(generated / D2), "--run-date", D2, "--overrides", json.dumps(overrides)]
     assert main(["score", "--output", str(work / "out"), *args]) == 0
     assert json.loads((work / "out" / D2 / "run_summary.json").read_text())["gate"]["reused_from"] is None
     # So D2 compares a run that read its validate task's rows with one that checked them itself.
-    _compare_run_dirs(spark, tmp_path / "daily_D2", work / "out" / D2)
+    _compare_run_dirs(spark, work / "daily_D2", work / "out" / D2)
     after = cases.case_status(history).set_index("case_id")["status"].sort_index()
     pd.testing.assert_series_equal(after, status)  # the re-run replaced D2's cases: none opened twice

@@ -10,8 +10,9 @@ import pytest
 
 @pytest.mark.slow
 def test_train_from_input_registers_a_champion_and_logs_the_report_contract(trained_run):
-    """The session's training run (``trained_run``: ``train_from_input`` on generated claims into a
-    fresh store). A second run meeting a champion: tests/test_models.py (``train_from_features``)."""
+    """The session's training run (``trained_run``: the model_training DAG's train task, i.e.
+    ``train_from_input`` on generated claims into a fresh store; its summary is what the job
+    returned). A second run meeting a champion: tests/test_models.py (``train_from_features``)."""
     from mlflow import MlflowClient
 
     from claimsentry.models.registry import load_champion
