@@ -25,6 +25,8 @@ from conftest import DAGS, TRAINING_DATE, without_retries
 REPO = Path(__file__).resolve().parents[1]
 DAG_IDS = {"claims_daily", "model_training", "audit_feedback"}
 D1, D2 = "2026-01-01", "2026-01-02"
+CLAIM_QUEUE_COLUMNS = ["rank", "claim_id", "claim_source", "score", "amount_at_risk", "expected_recovery", "reasons", "billing_npi", "person_id"]
+PROVIDER_QUEUE_COLUMNS = ["rank", "npi", "score", "flagged_claims", "amount_at_risk", "reasons"]
 
 
 def _utc(ds: str) -> dt.datetime:
@@ -381,31 +383,81 @@ def _compare_run_dirs(spark, a: Path, b: Path) -> None:
     assert sum_a == sum_b, sorted(k for k in sum_a.keys() | sum_b.keys() if sum_a.get(k) != sum_b.get(k))
 
 
-@pytest.mark.slow
-def test_claims_daily_dag_cases_and_a_rerun_of_a_date(trained_run, dagbag, spark, generated, monkeypatch, tmp_path):
-    """dag.test of two dates (in-process path: validate, then score reusing its rows), with an
-    auditor's disposition of D1's top case imported between them; then D2 re-run over its own run
-    directory through the spark-submit entry script (cluster path driver code, which checks the rows
-    itself), as an operator's backfill would: the same run directory, and the case history unchanged."""
-    from claimsentry import cases
+@pytest.fixture(scope="module")
+def daily_runs(trained_run, dagbag, generated, tmp_path_factory):
+    """dag.test of claims_daily for two dates (in-process path: validate, then score reusing its
+    rows) with the session's champion, and an auditor's disposition of D1's top case imported
+    between them. ``{"work", "overrides", "runs", "top", "feedback"}``; the output root is
+    ``work / "out"``."""
     from claimsentry.config import load_settings
     from claimsentry.jobs.feedback import ingest_feedback
 
     assert trained_run["dag_run"].state == "success", "needs the champion from model_training"
-    work, data_dir = tmp_path, trained_run["settings"].data_dir
-    overrides = {"data_dir": str(data_dir), "queue.history_dir": str(work / "history")}
-    history = cases.history_dir(load_settings(environ={}, overrides=overrides))
+    work = tmp_path_factory.mktemp("daily")
+    overrides = {"data_dir": str(trained_run["settings"].data_dir), "queue.history_dir": str(work / "history")}
     daily = {"claims_root": str(generated), "output_root": str(work / "out"), "spark_submit": False, "settings_overrides": overrides}
-    runs = {}
+    runs, top, feedback = {}, None, None
     with without_retries(dagbag.dags["claims_daily"]) as dag:
         for ds in (D1, D2):
             runs[ds] = dag.test(logical_date=_utc(ds), run_conf=daily)
-            if ds == D1:  # the auditor confirms D1's top case before D2 runs
+            if ds == D1 and (work / "out" / D1 / "claim_queue.parquet").is_file():  # the auditor confirms D1's top case
                 top = pd.read_parquet(work / "out" / D1 / "claim_queue.parquet").iloc[0]
-                feedback = work / "dispositions.csv"
+                dispositions = work / "dispositions.csv"
                 pd.DataFrame([{"case_id": top["case_id"], "outcome": "confirmed", "recovered_amount": "100",
-                               "outcome_date": D1}]).to_csv(feedback, index=False)
-                assert ingest_feedback(load_settings(environ={}, overrides=overrides), feedback)["closed_cases"] == 1
+                               "outcome_date": D1}]).to_csv(dispositions, index=False)
+                feedback = ingest_feedback(load_settings(environ={}, overrides=overrides), dispositions)
+    return {"work": work, "overrides": overrides, "runs": runs, "top": top, "feedback": feedback}
+
+
+@pytest.mark.slow
+def test_daily_run_directory_has_every_contract_output(spark, daily_runs):
+    """The spine end to end as operators run it (generated claims -> gate -> features -> champion ->
+    scores -> queues): D1's run directory holds every output of the contract."""
+    out = daily_runs["work"] / "out"
+    run_dir = out / D1
+    for name in ("claim_queue.parquet", "claim_queue.csv", "claim_queue.html", "provider_queue.parquet", "provider_queue.csv", "run_summary.json"):
+        assert (run_dir / name).is_file(), name
+    assert not list(out.glob(".*staging*")), "staging folder left behind"
+
+    queue = pd.read_parquet(run_dir / "claim_queue.parquet")
+    assert list(queue.columns[: len(CLAIM_QUEUE_COLUMNS)]) == CLAIM_QUEUE_COLUMNS
+    assert len(queue) > 0 and queue["rank"].tolist() == list(range(1, len(queue) + 1))
+    assert queue["expected_recovery"].is_monotonic_decreasing
+    assert queue["score"].between(0, 1).all()
+    assert (queue["reasons"].str.len() > 0).all()
+    assert queue["case_id"].str.startswith("CS-").all() and queue["model_version"].notna().all()
+    csv = pd.read_csv(run_dir / "claim_queue.csv", dtype=str, encoding="utf-8-sig")
+    assert csv["claim_id"].tolist() == queue["claim_id"].tolist()
+    assert (run_dir / "claim_queue.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # BOM for spreadsheets
+
+    written = json.loads((run_dir / "run_summary.json").read_text(encoding="utf-8"))
+    scored = spark.read.parquet(str(run_dir / "scored_claims"))
+    assert {"claim_id", "claim_source", "score", "model_version"} <= set(scored.columns)
+    assert scored.count() == sum(written["scored_claims"].values())
+    feature_names = set(written["features"].get("names", []))
+    for reasons in queue["reasons"]:
+        assert not any(name in reasons for name in feature_names if "_" in name), reasons
+
+    providers = pd.read_parquet(run_dir / "provider_queue.parquet")
+    assert list(providers.columns[: len(PROVIDER_QUEUE_COLUMNS)]) == PROVIDER_QUEUE_COLUMNS
+    for table, counts in written["tables"].items():
+        assert counts["read"] == counts["accepted"] + counts["quarantined"], table
+    assert written["queues"]["claim_queue"] == len(queue)
+    assert written["model"]["version"] == queue["model_version"].iloc[0]
+    assert set(written["timings_seconds"]) >= {"validate", "features", "score", "queues"}
+
+
+@pytest.mark.slow
+def test_claims_daily_dag_cases_and_a_rerun_of_a_date(daily_runs, generated, spark, monkeypatch):
+    """The two dates' DAG runs, with the disposition between them (``daily_runs``); then D2 re-run
+    over its own run directory through the spark-submit entry script (cluster path driver code, which
+    checks the rows itself), as an operator's backfill would: the same run directory, and the case
+    history unchanged."""
+    from claimsentry import cases
+    from claimsentry.config import load_settings
+
+    work, overrides, runs, top = daily_runs["work"], daily_runs["overrides"], daily_runs["runs"], daily_runs["top"]
+    history = cases.history_dir(load_settings(environ={}, overrides=overrides))
     for ds, dr in runs.items():
         assert dr.state == "success", (ds, _states(dr))
         assert _states(dr) == {
@@ -415,8 +467,6 @@ def test_claims_daily_dag_cases_and_a_rerun_of_a_date(trained_run, dagbag, spark
     run_dir = work / "out" / D1
     summary = json.loads((run_dir / "run_summary.json").read_text(encoding="utf-8"))
     assert summary["run_date"] == D1
-    for table, c in summary["tables"].items():
-        assert c["read"] == c["accepted"] + c["quarantined"], table
     assert _xcom(runs[D1], "report")["queues"] == summary["queues"]
     assert (run_dir / "model_report.html").is_file()
     gate_dir = work / "out" / "_staging" / D1 / "gate"
@@ -427,6 +477,7 @@ def test_claims_daily_dag_cases_and_a_rerun_of_a_date(trained_run, dagbag, spark
     # D2 (same files as D1) queued none of D1's cases, open or closed: the case history was read
     queues = {ds: pd.read_parquet(work / "out" / ds / "claim_queue.parquet") for ds in (D1, D2)}
     assert len(queues[D2]) > 0 and not set(queues[D1]["case_id"]) & set(queues[D2]["case_id"])
+    assert daily_runs["feedback"]["closed_cases"] == 1
     status = cases.case_status(history).set_index("case_id")["status"].sort_index()
     assert status[top["case_id"]] == "confirmed"
     assert (status == "open").sum() == len(queues[D1]) - 1 + len(queues[D2])
