@@ -85,9 +85,14 @@ def promotion_decision(
 
 
 def champion_version(settings) -> str | None:
-    """The version number holding the ``champion`` alias, or None."""
+    """The version number holding the ``champion`` alias, or None. A local SQLite store that does not
+    exist yet holds no model: answered without creating it (MLflow's schema migrations, ~5 s, and an
+    empty store left behind by a command that then stops)."""
     from mlflow.exceptions import MlflowException
 
+    uri = settings.mlflow_tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        return None
     try:
         mv = client(settings).get_model_version_by_alias(model_name(settings), CHAMPION)
     except MlflowException:

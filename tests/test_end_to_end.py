@@ -18,4 +18,5 @@ def test_cli_bad_input_is_one_line_and_non_zero(tmp_path, generated_claims):
 
     no_model = claimsentry_cli("score", "--input", str(generated_claims), "--output", str(tmp_path / "o"), "--run-date", "2026-01-01", env=env)
     assert no_model.returncode != 0 and "champion" in no_model.stderr and len(no_model.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "data" / "mlflow" / "mlflow.db").exists()  # no empty model store left behind
     assert not (tmp_path / "o" / "2026-01-01").exists()
