@@ -105,6 +105,12 @@ class Settings:
         return f"sqlite:///{self.data_dir / 'mlflow' / 'mlflow.db'}"
 
     @property
+    def mlflow_sqlite_file(self) -> Path | None:
+        """The database file of a local SQLite tracking store (it may not exist yet), else None."""
+        uri = self.mlflow_tracking_uri
+        return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+    @property
     def mlflow_artifact_location(self) -> str:
         loc = self.get("mlflow.artifact_location")
         return str(loc) if loc else (self.data_dir / "mlflow" / "artifacts").as_uri()

@@ -176,7 +176,8 @@ def resolve_model(settings, model_version: str | int | None = None) -> ModelRef:
     name = settings.get("mlflow.model_name", "claimsentry-fraud")
     alias = settings.get("mlflow.champion_alias", "champion")
     hint = "run `claimsentry train` first"
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+    db = settings.mlflow_sqlite_file
+    if db is not None and not db.is_file():
         # Do not create an empty store just to find nothing in it.
         raise ModelNotFound(f"no MLflow store at {uri}: no model '{name}' to report on; {hint}")
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)

@@ -34,8 +34,8 @@ def client(settings):
     from mlflow import MlflowClient
 
     uri = settings.mlflow_tracking_uri
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    if settings.mlflow_sqlite_file is not None:
+        settings.mlflow_sqlite_file.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -90,8 +90,8 @@ def champion_version(settings) -> str | None:
     empty store left behind by a command that then stops)."""
     from mlflow.exceptions import MlflowException
 
-    uri = settings.mlflow_tracking_uri
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+    db = settings.mlflow_sqlite_file
+    if db is not None and not db.is_file():
         return None
     try:
         mv = client(settings).get_model_version_by_alias(model_name(settings), CHAMPION)
