@@ -16,6 +16,11 @@ SHARED = REPO.parent / "shared"
 DAGS = REPO / "dags"
 TRAINING_DATE = "2026-01-04"  # the model_training run that trains the session's champion
 
+
+def utc(ds: str) -> dt.datetime:
+    """A DAG run's logical date: midnight UTC of ``YYYY-MM-DD``."""
+    return dt.datetime.fromisoformat(ds).replace(tzinfo=dt.timezone.utc)
+
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -124,7 +129,7 @@ def trained_run(tmp_path_factory, airflow_home, dagbag, spark, generated_claims)
     conf = {"training_input": str(generated_claims), "output_root": str(work / "out"), "spark_submit": False,
             "settings_overrides": overrides}
     with without_retries(dagbag.dags["model_training"]) as dag:
-        dag_run = dag.test(logical_date=dt.datetime.fromisoformat(TRAINING_DATE).replace(tzinfo=dt.timezone.utc), run_conf=conf)
+        dag_run = dag.test(logical_date=utc(TRAINING_DATE), run_conf=conf)
     summary = work / "out" / "_training" / TRAINING_DATE / "train_summary.json"
     return {
         "settings": load_settings(environ={}, overrides=overrides),

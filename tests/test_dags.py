@@ -20,17 +20,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import DAGS, TRAINING_DATE, without_retries
+from conftest import DAGS, TRAINING_DATE, utc, without_retries
 
 REPO = Path(__file__).resolve().parents[1]
 DAG_IDS = {"claims_daily", "model_training", "audit_feedback"}
 D1, D2 = "2026-01-01", "2026-01-02"
 CLAIM_QUEUE_COLUMNS = ["rank", "claim_id", "claim_source", "score", "amount_at_risk", "expected_recovery", "reasons", "billing_npi", "person_id"]
 PROVIDER_QUEUE_COLUMNS = ["rank", "npi", "score", "flagged_claims", "amount_at_risk", "reasons"]
-
-
-def _utc(ds: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(ds).replace(tzinfo=dt.timezone.utc)
 
 
 def _downstream(dag) -> dict[str, set[str]]:
@@ -258,7 +254,7 @@ def test_audit_feedback_dag_imports_inbox_and_fails_visibly_on_an_unreadable_fil
     )
     (inbox / "empty.csv").write_text("", encoding="utf-8")
     conf = {"feedback_inbox": str(inbox), "settings_overrides": {"data_dir": str(tmp_path / "data")}}
-    dr = dagbag.dags["audit_feedback"].test(logical_date=_utc("2026-01-05"), run_conf=conf)
+    dr = dagbag.dags["audit_feedback"].test(logical_date=utc("2026-01-05"), run_conf=conf)
 
     assert dr.state == "failed"
     (ti,) = dr.get_task_instances()
@@ -310,7 +306,7 @@ def test_gate_failure_fails_the_run_without_retries(airflow_home, dagbag, spark,
         "spark_submit": False,
         "settings_overrides": {"data_dir": str(tmp_path / "data")},
     }
-    dr = dagbag.dags["claims_daily"].test(logical_date=_utc(D1), run_conf=conf)
+    dr = dagbag.dags["claims_daily"].test(logical_date=utc(D1), run_conf=conf)
 
     assert dr.state == "failed"
     states = _states(dr)
@@ -399,7 +395,7 @@ def daily_runs(trained_run, dagbag, generated, tmp_path_factory):
     runs, top, feedback = {}, None, None
     with without_retries(dagbag.dags["claims_daily"]) as dag:
         for ds in (D1, D2):
-            runs[ds] = dag.test(logical_date=_utc(ds), run_conf=daily)
+            runs[ds] = dag.test(logical_date=utc(ds), run_conf=daily)
             if ds == D1 and (work / "out" / D1 / "claim_queue.parquet").is_file():  # the auditor confirms D1's top case
                 top = pd.read_parquet(work / "out" / D1 / "claim_queue.parquet").iloc[0]
                 dispositions = work / "dispositions.csv"
