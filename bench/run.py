@@ -192,7 +192,7 @@ def machine() -> dict:
 
 def markdown(results: dict) -> str:
     head = (
-        "| claim lines | claims | end to end (s) | s per 1M lines | validate | GE report | features (header) | "
+        "| claim lines | claims | end to end (s) | s per 1M lines | validate | GE report (beside features and score) | features (header) | "
         "score (rest of the features + model) | queues | peak Python RSS (MB) | peak JVM RSS (MB) | gate vs scan | score vs inplace_predict |\n"
     )
     head += "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"

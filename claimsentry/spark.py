@@ -6,13 +6,15 @@ import logging
 import os
 import sys
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from pyspark.sql import SparkSession
 
 from claimsentry.config import Settings
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def get_spark(settings: Settings) -> SparkSession:
@@ -56,3 +58,44 @@ def session_conf(spark: SparkSession, settings: dict[str, str | None]) -> Iterat
         yield
     finally:
         put(before)
+
+
+@contextmanager
+def beside(spark: SparkSession, work: Callable[[], T], *, pool: str) -> Iterator[Callable[[], T]]:
+    """Run ``work`` in a thread of its own while the block runs; the block gets a function that
+    waits for ``work`` and returns its result (or raises its error).
+
+    Spark jobs of both threads share the executors. With ``spark.scheduler.mode: FAIR`` (the
+    default settings) ``work``'s jobs go to a scheduler ``pool`` of their own, so a long stage of
+    the block does not hold every core while ``work`` waits, nor the reverse. The thread is a
+    ``pyspark.InheritableThread``: it starts with the caller's Spark job properties.
+
+    Leaving the block always waits for ``work`` first, also on an error, so nothing ``work`` writes
+    appears after its caller has moved on (or cleaned up); the block's own error wins, and an error
+    of ``work`` no one asked for is logged."""
+    from pyspark.util import InheritableThread
+
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", pool)
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # handed to the caller's thread by result()
+            outcome["error"] = exc
+
+    thread = InheritableThread(target=run, name=f"claimsentry-{pool}", daemon=True)
+
+    def result() -> T:
+        thread.join()
+        if "error" in outcome:
+            raise outcome.pop("error")  # type: ignore[misc]
+        return outcome["value"]  # type: ignore[return-value]
+
+    thread.start()
+    try:
+        yield result
+    finally:
+        thread.join()
+        if "error" in outcome:
+            log.error("%s, beside the run, failed too: %s", pool, outcome["error"])

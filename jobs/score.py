@@ -25,6 +25,7 @@ from claimsentry import cases
 from claimsentry.queue_page import write_queue_page
 from claimsentry.errors import InputError
 from claimsentry.io import atomic_dir, write_csv_for_spreadsheets
+from claimsentry.spark import beside
 from claimsentry.queues import (
     QueueParams,
     render_claim_queue,
@@ -123,24 +124,29 @@ def run_score(
             copy = Path(gate_dir) / GATE_COPY if saved_gate else staging / "_accepted"
             gate = run_gate(spark, input_dir, settings, as_of=run_date, checkpoint_dir=str(copy),
                             reuse_checkpoint=bool(saved_gate))
-        with timings.stage("data_quality_report"):  # quarantine + GE results and Data Docs
-            if saved_gate:
-                copy_gate_artifacts(gate_dir, staging)
-                gate_summary = saved_gate["data_quality"]
-            else:
-                gate_summary = write_gate_artifacts(gate, staging, ge_max_rows=settings.get("validation.ge_max_rows"))
-        with timings.stage("features"):
-            fs = build_claim_features(spark, gate.tables, settings)
-        with timings.stage("score"):
-            # No per-claim SHAP here: only the queued claims are explained (explain_pandas below).
-            scored = score_claims(fs.frame, bundle, top_k=0).drop("contributions")
-            # Checkpoint through Parquet: queues read the written scores instead of recomputing.
-            keep = [c for c in SCORED_COLUMNS if c in scored.columns]
-            extra = [c for c in scored.columns if c not in keep]
-            scored.select(*keep, *extra).write.mode("overwrite").parquet(str(staging / "scored_claims"))
-            fs.release()
-            gate.release()  # the small group-rule frames it persisted
-            scored = spark.read.parquet(str(staging / "scored_claims"))
+        def data_quality_report() -> dict:  # quarantine + GE results and Data Docs
+            with timings.stage("data_quality_report"):
+                if saved_gate:
+                    copy_gate_artifacts(gate_dir, staging)
+                    return saved_gate["data_quality"]
+                return write_gate_artifacts(gate, staging, ge_max_rows=settings.get("validation.ge_max_rows"))
+
+        # The report reads only the gate's output, and GE runs one small Spark job per metric (one
+        # core, much of it driver time): beside the features and scoring it costs the run little.
+        with beside(spark, data_quality_report, pool="data_quality") as report:
+            with timings.stage("features"):
+                fs = build_claim_features(spark, gate.tables, settings)
+            with timings.stage("score"):
+                # No per-claim SHAP here: only the queued claims are explained (explain_pandas below).
+                scored = score_claims(fs.frame, bundle, top_k=0).drop("contributions")
+                # Checkpoint through Parquet: queues read the written scores instead of recomputing.
+                keep = [c for c in SCORED_COLUMNS if c in scored.columns]
+                extra = [c for c in scored.columns if c not in keep]
+                scored.select(*keep, *extra).write.mode("overwrite").parquet(str(staging / "scored_claims"))
+                fs.release()
+            gate_summary = report()
+        gate.release()  # the small group-rule frames it persisted
+        scored = spark.read.parquet(str(staging / "scored_claims"))
         rules = load_rules()
         with timings.stage("queues"):
             prior = cases.queued_before(history, run_date)  # open or closed cases of earlier runs

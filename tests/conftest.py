@@ -41,6 +41,7 @@ def spark():
         .config("spark.ui.enabled", "false")
         .config("spark.driver.memory", "3g")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.scheduler.mode", "FAIR")  # as conf/claimsentry.yaml: the GE report runs beside scoring
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
