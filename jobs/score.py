@@ -25,7 +25,6 @@ from claimsentry import cases
 from claimsentry.queue_page import write_queue_page
 from claimsentry.errors import InputError
 from claimsentry.io import atomic_dir, write_csv_for_spreadsheets
-from claimsentry.spark import beside
 from claimsentry.queues import (
     QueueParams,
     render_claim_queue,
@@ -33,6 +32,7 @@ from claimsentry.queues import (
     select_claims,
     select_providers,
 )
+from claimsentry.spark import beside
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,10 @@ def run_score(
     ``bundle``: the champion, when the caller already loaded it. ``gate_dir``: an earlier gate of
     this date (``validate_partition``); when it checked this same input (``reusable_gate``), its
     copy of the checked rows, its quarantine and its data-quality report are used instead of a
-    second check of every row. The summary's ``gate.reused_from`` says which happened."""
+    second check of every row. The summary's ``gate.reused_from`` says which happened.
+
+    The data-quality report runs beside the features and scoring (``claimsentry.spark.beside``);
+    its ``timings_seconds`` entry overlaps theirs."""
     from claimsentry.features.assemble import build_claim_features
     from claimsentry.features.rules import load_rules
     from claimsentry.jobs.validate import GATE_COPY, copy_gate_artifacts, reusable_gate, run_gate, write_gate_artifacts
@@ -124,6 +127,7 @@ def run_score(
             copy = Path(gate_dir) / GATE_COPY if saved_gate else staging / "_accepted"
             gate = run_gate(spark, input_dir, settings, as_of=run_date, checkpoint_dir=str(copy),
                             reuse_checkpoint=bool(saved_gate))
+
         def data_quality_report() -> dict:  # quarantine + GE results and Data Docs
             with timings.stage("data_quality_report"):
                 if saved_gate:
