@@ -7,7 +7,10 @@ PY     := $(VENV)/bin/python
 TEST_WORKERS ?= 2
 STAMP  := $(VENV)/.installed
 # uv installs the same pinned lock as pip would (same packages and versions), in 37 s against pip's
-# 149 s on an empty cache (2 cores, 2026-12-03); it leaves bytecode to be compiled on first import.
+# 149 s on an empty cache (2 cores, 2026-12-03). --compile-bytecode writes the .pyc files at install,
+# as pip does: without them, where PYTHONDONTWRITEBYTECODE is set (this VM), every process compiled
+# what it imported, every time: importing Airflow, PySpark, MLflow, GE, pandas and XGBoost took
+# 19.0-19.2 s against 9.2-9.3 s.
 UV_VERSION := 0.13.9
 
 .PHONY: setup demo test bench lock clean
@@ -19,7 +22,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "claimsentry setup: $(PYTHON) not found (set PYTHON=...)" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(PY) -m uv pip install --quiet --python $(PY) -r requirements.lock
+	$(PY) -m uv pip install --quiet --compile-bytecode --python $(PY) -r requirements.lock
 	$(PY) -m uv pip install --quiet --python $(PY) --no-deps -e .
 	touch $(STAMP)
 
