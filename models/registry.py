@@ -34,8 +34,9 @@ def client(settings):
     from mlflow import MlflowClient
 
     uri = settings.mlflow_tracking_uri
-    if settings.mlflow_sqlite_file is not None:
-        settings.mlflow_sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+    db = settings.mlflow_sqlite_file
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)

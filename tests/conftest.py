@@ -21,6 +21,7 @@ def utc(ds: str) -> dt.datetime:
     """A DAG run's logical date: midnight UTC of ``YYYY-MM-DD``."""
     return dt.datetime.fromisoformat(ds).replace(tzinfo=dt.timezone.utc)
 
+
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
