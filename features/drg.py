@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
 from claimsentry.features.drg_grouping import DEFAULT_GROUPER_VERSION, group_claims, grouper_input
-from claimsentry.schemas import DIAGNOSIS_COLUMNS, POA_COLUMNS, PROCEDURE_COLUMNS
+from claimsentry.features.header import claim_coding
 
 FEATURES: dict[str, str] = {
     "grouped_drg_differs": "1 if the MS-DRG regrouped from the claim's codes differs from the billed DRG, 0 if equal",
@@ -135,7 +135,8 @@ def inpatient_stays(header: DataFrame) -> DataFrame:
     Inpatient = institutional and (a DRG is billed or the bill type is 11x, hospital inpatient
     Part A). Columns: claim_id, person_id, facility_npi (facility, else billing NPI), admission_date,
     discharge_date (falling back to claim start/end), los_days, billed_drg (3 digits), drg_code_type,
-    is_ms_drg, diagnosis_code_type, amount_paid, and the coding columns the grouper reads.
+    is_ms_drg, diagnosis_code_type, amount_paid. The codes the grouper reads come from
+    ``with_coding``.
     """
     drg = _drg3(_col(header, "drg_code"))
     bill_type = _col(header, "bill_type_code")
@@ -145,7 +146,6 @@ def inpatient_stays(header: DataFrame) -> DataFrame:
     admission = F.coalesce(_col(header, "admission_date", "date"), _col(header, "claim_start_date", "date"))
     discharge = F.coalesce(_col(header, "discharge_date", "date"), _col(header, "claim_end_date", "date"))
     drg_type = F.lower(_col(header, "drg_code_type"))
-    coding = [c for c in (*DIAGNOSIS_COLUMNS, *POA_COLUMNS, *PROCEDURE_COLUMNS) if c in header.columns]
     los = F.datediff(discharge, admission)
     return header.where(inpatient).select(
         "claim_id",
@@ -162,8 +162,13 @@ def inpatient_stays(header: DataFrame) -> DataFrame:
         F.lower(_col(header, "procedure_code_type")).alias("procedure_code_type"),
         _col(header, "discharge_disposition_code").alias("discharge_disposition_code"),
         F.col("paid_amount").cast("double").alias("amount_paid"),
-        *coding,
     )
+
+
+def with_coding(stays: DataFrame, lines: DataFrame, *, cache=lambda df: df) -> DataFrame:
+    """``stays`` with each claim's diagnosis codes, POA flags and procedure codes, voted across its
+    ``lines`` (``header.claim_coding``): what the grouper reads, built for these claims only."""
+    return stays.join(claim_coding(lines, stays, cache=cache), "claim_id", "left")
 
 
 def groupable(stays: DataFrame) -> DataFrame:
@@ -371,7 +376,7 @@ def build(ctx) -> tuple[DataFrame | None, dict[str, str]]:
     p = {name: ctx.param(name, default) for name, default in DEFAULTS.items()}
     drg_ref = load_drg_reference(ctx.spark)
     stays = inpatient_stays(ctx.header)
-    to_group = groupable(stays)
+    to_group = with_coding(groupable(stays), ctx.tables["medical_claim"], cache=ctx.cache)
     grouped = group_claims(grouper_input(to_group, ctx.tables.get("eligibility")), version=int(p["grouper_version"]))
 
     # Availability checks on the raw lines (a scan stopping at the first hit, no shuffle).

@@ -74,6 +74,12 @@ def stays_of(spark, rows):
     return drg_block.inpatient_stays(medical_claim_header(_frame(spark, MEDICAL_CLAIM, rows)))
 
 
+def coded_stays_of(spark, rows):
+    """Stays with the codes the grouper reads (``drg.with_coding``)."""
+    lines = _frame(spark, MEDICAL_CLAIM, rows)
+    return drg_block.with_coding(drg_block.inpatient_stays(medical_claim_header(lines)), lines)
+
+
 def no_grouping(spark):
     """An empty grouper result (tests of the stay features that do not need regrouping)."""
     return spark.createDataFrame([], GROUPED_SCHEMA)
@@ -98,7 +104,7 @@ def test_regrouping_gives_billed_vs_grouped_drg_weights_and_mce_edits(spark):
         stay("C4", "291", "2015-03-01", "2015-03-05", dx=["4280"], diagnosis_code_type="icd-9-cm"),
     ]
     elig = _frame(spark, ELIGIBILITY, [member("P1"), member("P2")])
-    stays = stays_of(spark, rows)
+    stays = coded_stays_of(spark, rows)
     grouped = group_claims(grouper_input(drg_block.groupable(stays), elig))
     ref = drg_block.load_drg_reference(spark)
     out = drg_block.drg_stay_features(stays, grouped, ref)
@@ -124,7 +130,7 @@ def test_grouper_input_takes_age_sex_and_discharge_status_from_the_claim_and_eli
     rows = [stay("C1", "291", "2025-03-01", "2025-03-04", dx=["I50.23", "n17.9"], poa="1",
                  discharge_disposition_code="20", procedure_code_1="02H633Z")]
     elig = _frame(spark, ELIGIBILITY, [member("P1", birth="1955-03-02", gender="female")])
-    got = grouper_input(stays_of(spark, rows), elig).collect()[0].asDict()
+    got = grouper_input(coded_stays_of(spark, rows), elig).collect()[0].asDict()
     assert {k: (list(v) if isinstance(v, list) else v) for k, v in got.items()} == {
         "claim_id": "C1",
         "age_years": 69,  # one day short of 70 at admission
@@ -362,7 +368,7 @@ def test_generator_upcoding_and_inflated_stays_are_separated(spark, tmp_path):
 
     lines, elig = typed("medical_claim", MEDICAL_CLAIM), typed("eligibility", ELIGIBILITY)
     stays = drg_block.inpatient_stays(medical_claim_header(lines))
-    grouped = group_claims(grouper_input(drg_block.groupable(stays), elig))
+    grouped = group_claims(grouper_input(drg_block.with_coding(drg_block.groupable(stays), lines), elig))
     cols = ["claim_id", "drg_weight_excess", "facility_mcc_rate_vs_peers", "los_to_gmlos", "readmit_same_facility_0_3d"]
     # a few hundred stays: small enough to compare on the driver in a test
     feats = drg_block.drg_stay_features(stays, grouped, drg_block.load_drg_reference(spark)).select(*cols).toPandas()

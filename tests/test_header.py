@@ -6,7 +6,7 @@ import pytest
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
-from claimsentry.features.header import VOTE_BROADCAST_LIMIT, medical_claim_header
+from claimsentry.features.header import CODING_COLUMNS, VOTE_BROADCAST_LIMIT, claim_coding, medical_claim_header
 
 LINE_SCHEMA = T.StructType(
     [
@@ -132,6 +132,41 @@ def test_a_header_without_disagreement_reads_the_cached_aggregate(spark):
         assert "InMemoryTableScan" in operators, operators
         assert not [o for o in operators if "Aggregate" in o or "Exchange" in o or "Join" in o], operators
         assert {r.claim_id: r.paid_amount for r in header.collect()} == {"a": 30.0, "b": 5.0}
+    finally:
+        for df in cached:
+            df.unpersist()
+
+
+@pytest.mark.parametrize("limit", [VOTE_BROADCAST_LIMIT, 0], ids=["broadcast vote", "shuffled vote"])
+def test_coding_is_voted_for_the_claims_asked_and_left_out_of_the_header(spark, limit):
+    """Diagnosis, POA and procedure codes are voted like the header's fields, but only for the
+    claims asked for (the grouper's stays), over their lines alone; the header has none of them."""
+    schema = "claim_id string, claim_line_number int, claim_type string, diagnosis_code_1 string, diagnosis_poa_1 string, diagnosis_code_2 string, procedure_code_1 string"
+    given = [
+        ("s1", 1, "institutional", "I5023", "Y", "N179", "02H633Z"),
+        ("s1", 2, "institutional", "I5023", "Y", None, None),  # a line without codes does not vote
+        ("s2", 1, "institutional", "I5023", "Y", "N179", None),
+        ("s2", 2, "institutional", "I5023", "Y", "E119", None),  # 1-1 tie on the second code -> null
+        ("s2", 3, "institutional", "I509", "N", None, None),  # 2-1 on the first code and its POA
+        ("p1", 1, "professional", "M545", None, None, None),  # not asked for
+    ]
+    lines = spark.createDataFrame(given, schema)
+    cached = []
+
+    def cache(df):
+        cached.append(df.persist())
+        return cached[-1]
+
+    header = medical_claim_header(lines)
+    assert not set(header.columns) & set(CODING_COLUMNS)
+    asked = spark.createDataFrame([("s1",), ("s2",), ("s2",), ("gone",)], "claim_id string")
+    try:
+        got = claim_coding(lines, asked, cache=cache, broadcast_votes_up_to=limit)
+        expect = spark.createDataFrame(
+            [("s1", "I5023", "N179", "Y", "02H633Z"), ("s2", "I5023", None, "Y", None)],
+            "claim_id string, diagnosis_code_1 string, diagnosis_code_2 string, diagnosis_poa_1 string, procedure_code_1 string",
+        )
+        assertDataFrameEqual(got, expect)
     finally:
         for df in cached:
             df.unpersist()
