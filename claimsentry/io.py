@@ -13,11 +13,11 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.sql.types import DataType, StringType, StructField, StructType
 from pyspark.errors import AnalysisException
 
 from claimsentry.errors import InputError
@@ -74,8 +74,19 @@ def _csv_header(spark: SparkSession, path: str, name: str) -> list[str]:
     return header
 
 
-def read_raw(spark: SparkSession, input_dir: str, name: str, *, required: bool = True) -> DataFrame | None:
+def read_raw(
+    spark: SparkSession,
+    input_dir: str,
+    name: str,
+    *,
+    required: bool = True,
+    typed: Mapping[str, DataType] | None = None,
+) -> DataFrame | None:
     """One input table as strings, column names lower-cased, with ``_corrupt_record`` and ``_source_file``.
+
+    ``typed``: contract types by column. A Parquet column stored in its contract type (a date as a
+    date, an amount as a double) is returned as it is: there is nothing to parse, and its string
+    would only be cast back. Every other column is a string, trimmed, blank as null.
 
     Returns None when the table is absent and not required; raises ``InputError`` (one line) when a
     required table is absent or unreadable.
@@ -111,8 +122,13 @@ def read_raw(spark: SparkSession, input_dir: str, name: str, *, required: bool =
             )
         else:
             df = spark.read.parquet(path)
+            stored = {f.name: f.dataType for f in df.schema.fields}
+            kept = {c for c in df.columns if typed and typed.get(_normalise_name(c)) == stored[c]}
             df = df.select(
-                *[F.col(f"`{c}`").cast("string").alias(_normalise_name(c)) for c in df.columns]
+                *[
+                    (F.col(f"`{c}`") if c in kept else F.col(f"`{c}`").cast("string")).alias(_normalise_name(c))
+                    for c in df.columns
+                ]
             ).withColumn(CORRUPT, F.lit(None).cast("string"))
     except AnalysisException as exc:
         raise InputError(f"{name}: cannot read {path}: {str(exc).splitlines()[0]}") from None
@@ -120,11 +136,12 @@ def read_raw(spark: SparkSession, input_dir: str, name: str, *, required: bool =
         if old in df.columns and new not in df.columns:
             df = df.withColumnRenamed(old, new)
     # Blank strings are missing values, as in every claims feed.
+    strings = {c for c, t in df.dtypes if t == "string" and c != CORRUPT}
     df = df.select(
         *[
             F.when(F.trim(F.col(f"`{c}`")) == "", None).otherwise(F.trim(F.col(f"`{c}`"))).alias(c)
-            if c != CORRUPT
-            else F.col(c)
+            if c in strings
+            else F.col(f"`{c}`")
             for c in df.columns
         ]
     )

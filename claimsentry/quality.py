@@ -3,10 +3,11 @@
 Frames (all at the grain of the input table: one row per row read):
 
 - *raw*: every column a string as read (``claimsentry.io.read_raw``), plus ``_corrupt_record`` and
-  ``_source_file``.
+  ``_source_file``; a Parquet column stored in its contract type is kept in it (``stored_typed``).
 - *checked* (``type_table``): the contract columns cast to their types (absent optional columns as
   typed nulls), unknown extra columns kept as strings, ``_raw_<col>`` (the string as read) beside
-  every non-string or lower-cased contract column, ``_row_text`` (every raw value, tab-joined: what
+  every non-string or lower-cased contract column (for a stored-typed column, its value's string:
+  derived, so not stored by the gate), ``_row_text`` (every raw value, tab-joined: what
   the UTF-8 rule searches) and the two raw extras. The raw row can be rebuilt from these columns,
   so its JSON (``row_json``) is built only where it is shown or ordered by: quarantined rows and
   the copies of a repeated key. It is never written for an accepted row.
@@ -57,15 +58,38 @@ def _cast(col: str, dtype: DataType):
     return c.try_cast(dtype)
 
 
+def stored_typed(raw: DataFrame, spec: TableSpec) -> list[str]:
+    """The non-string contract columns that ``raw`` holds in their contract type already (typed
+    Parquet input, ``read_raw(typed=...)``). Their raw shadows are the values' strings, which is
+    what reading them as strings gave: derived, so the gate does not store them
+    (``with_derived_shadows`` adds them back to what it reads)."""
+    types = {f.name: f.dataType for f in raw.schema.fields}
+    return [c for c, t in spec.columns if not isinstance(t, StringType) and types.get(c) == t]
+
+
+def with_derived_shadows(frame: DataFrame, stored: list[str], order: list[str]) -> DataFrame:
+    """``frame`` with the raw shadow of each stored-typed column (``stored_typed``) that it lacks,
+    the value as a string, and its columns in ``order`` (the frame as the gate built it)."""
+    derived = {RAW_PREFIX + c: F.col(f"`{c}`").cast("string") for c in stored if RAW_PREFIX + c not in frame.columns}
+    if not derived:
+        return frame
+    return frame.select(*[derived[c].alias(c) if c in derived else F.col(f"`{c}`") for c in order])
+
+
 def type_table(raw: DataFrame, spec: TableSpec) -> DataFrame:
-    """Checked frame (one row per raw row): typed contract columns, extras, raw shadows, row text."""
+    """Checked frame (one row per raw row): typed contract columns, extras, raw shadows, row text.
+    A column ``raw`` holds in its contract type already is taken as it is (``stored_typed``)."""
     present = set(raw.columns)
     extras = [c for c in raw.columns if c not in spec.column_names and c not in (CORRUPT, SOURCE_FILE)]
+    stored = set(stored_typed(raw, spec))
     typed = []
     shadows = []
     for col, dtype in spec.columns:
         shadowed = not isinstance(dtype, StringType) or col in ENUM_COLUMNS
-        if col in present:
+        if col in stored:
+            typed.append(F.col(f"`{col}`").alias(col))
+            shadows.append(F.col(f"`{col}`").cast("string").alias(RAW_PREFIX + col))
+        elif col in present:
             typed.append(_cast(col, dtype).alias(col))
             if shadowed:
                 shadows.append(F.col(f"`{col}`").alias(RAW_PREFIX + col))

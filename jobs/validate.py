@@ -1,6 +1,7 @@
 """``claimsentry validate``: the data-quality gate.
 
-Extract: each contract table read raw (strings, ``claimsentry.io.read_raw``). Transform: type it,
+Extract: each contract table read raw (strings, ``claimsentry.io.read_raw``; Parquet columns already
+in their contract type as they are). Transform: type it,
 check every row against the table's suite (``expectations/<table>.json``, translated to Spark
 predicates by ``claimsentry.expectations.suites``) and split into accepted rows and quarantine rows.
 Load (``write_gate_artifacts``): quarantine Parquet, GE validation results JSON and Data Docs HTML.
@@ -66,6 +67,9 @@ class GateResult:
     # With a checkpoint dir: each table's part files, sorted, so that a GE sample can read a few
     # of them instead of the whole table (``ge_frame``).
     parts: dict[str, list[str]] = field(default_factory=dict)
+    # Per table, the columns the input stored in their contract type: their raw shadows are not in
+    # the part files (``quality.with_derived_shadows``).
+    stored: dict[str, list[str]] = field(default_factory=dict)
 
     def ge_frame(self, name: str, max_rows: int | None) -> tuple[DataFrame, bool]:
         """What GE validates for ``name``: its checked rows, or above ``max_rows`` rows
@@ -81,7 +85,9 @@ class GateResult:
         k = min(len(parts), math.ceil(len(parts) * max_rows / rows))
         chosen = [parts[i * len(parts) // k] for i in range(k)]
         # Checked rows are every row read, whatever its reason: the part files alone give them.
-        subset = _checked_view(df.sparkSession.read.parquet(*chosen))
+        subset = df.sparkSession.read.parquet(*chosen)
+        order = [c for c in df.columns if c != quality.ROW_TEXT]
+        subset = _checked_view(quality.with_derived_shadows(subset, self.stored.get(name, []), order))
         sample, _ = ge_sample(subset, rows * k // len(parts), max_rows)
         return sample, True
 
@@ -119,7 +125,7 @@ def _read_table(spark: SparkSession, input_dir: str, name: str, *, required: boo
             raise InputError(f"{name}: no {name}.csv, {name}.parquet or {name}/ in {input_dir}")
         return None
     try:
-        return read_raw(spark, folder, table_name, required=True)
+        return read_raw(spark, folder, table_name, required=True, typed=dict(ALL_TABLES[name].columns))
     except InputError as err:  # present but unusable: a table-level break
         raise GateFailed(str(err) if str(err).startswith(name) else f"{name}: {err}") from None
     except Exception as exc:  # noqa: BLE001 - a file Spark cannot decode must still be one line
@@ -140,6 +146,7 @@ class TableCheck:
     group_checks: list
     warning_checks: list
     warnings: list[str]
+    stored: list[str] = field(default_factory=list)  # quality.stored_typed: shadows derived, not stored
 
 
 def check_table(
@@ -180,6 +187,7 @@ def check_table(
         group_checks,
         [c for c in row_checks if c.severity == "warning"],
         warnings,
+        quality.stored_typed(raw, spec),
     )
 
 
@@ -239,9 +247,9 @@ def run_gate(
     parts: dict[str, list[str]] = {}
     for name, plan in plans.items():
         if reuse_checkpoint and base is not None:
-            rows = spark.read.parquet(str(base / name))
+            rows = quality.with_derived_shadows(spark.read.parquet(str(base / name)), plan.stored, plan.ruled.columns)
         else:
-            rows = _materialise(spark, plan.ruled, name, None if base is None else base / name)
+            rows = _materialise(spark, plan, name, None if base is None else base / name)
         if base is None:
             cached.append(rows)
         else:
@@ -268,7 +276,8 @@ def run_gate(
         quarantine = quarantine.unionByName(quality.quarantine_rows(f, n))
     for name, c in counts.items():
         log.info("gate %s: read %d, accepted %d, quarantined %d", name, c["read"], c["accepted"], c["quarantined"])
-    return GateResult(tables, quarantine, counts, warnings, missing_tables, as_of, checked, cached, parts)
+    stored = {name: plan.stored for name, plan in plans.items()}
+    return GateResult(tables, quarantine, counts, warnings, missing_tables, as_of, checked, cached, parts, stored)
 
 
 GATE_COPY = "accepted"  # in a gate dir: the checked rows, one Parquet folder per table
@@ -341,17 +350,21 @@ def _checked_view(flagged: DataFrame) -> DataFrame:
 ROW_PASS_HUGE_METHOD_LIMIT = "8000"
 
 
-def _materialise(spark: SparkSession, frame: DataFrame, name: str, path: Path | None) -> DataFrame:
-    """Compute ``frame`` once: write it to ``path`` and read it back, or persist it when there is no
-    path. A file Spark cannot decode (e.g. a truncated .csv.gz) is a one-line GateFailed."""
+def _materialise(spark: SparkSession, plan: TableCheck, name: str, path: Path | None) -> DataFrame:
+    """Compute ``plan.ruled`` once: write it to ``path`` and read it back, or persist it when there
+    is no path. The raw shadows of stored-typed columns are not written: they are the values'
+    strings, derived again on read (generated Parquet: 40 of the medical copy's 189 columns; the
+    gate at 2M lines 96-103 s -> 86-88 s, BENCHMARKS.md 2026-12-03 (g)). A file Spark cannot
+    decode (e.g. a truncated .csv.gz) is a one-line GateFailed."""
+    frame = plan.ruled
     try:
         with session_conf(spark, {"spark.sql.codegen.hugeMethodLimit": ROW_PASS_HUGE_METHOD_LIMIT}):
             if path is None:
                 frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
                 frame.count()
                 return frame
-            frame.write.mode("overwrite").parquet(str(path))
-        return spark.read.parquet(str(path))
+            frame.drop(*[quality.RAW_PREFIX + c for c in plan.stored]).write.mode("overwrite").parquet(str(path))
+        return quality.with_derived_shadows(spark.read.parquet(str(path)), plan.stored, frame.columns)
     except AnalysisException:
         raise  # a plan error is a bug in a suite or in this code, not bad input
     except Exception as exc:  # noqa: BLE001 - never a traceback for unreadable input

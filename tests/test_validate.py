@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
 
 from claimsentry.errors import GateFailed, InputError
 from claimsentry.expectations import suites
@@ -646,6 +647,46 @@ def test_row_json_is_built_only_for_quarantined_rows_and_shows_the_row_as_read(s
     assert result.counts["medical_claim"] == {"read": 11, "accepted": 9, "quarantined": 2}
     # What GE validates has the row text back (the UTF-8 rule's column), rebuilt from the copy.
     assert "_row_text" in result.checked["medical_claim"].columns
+
+
+def test_typed_parquet_input_is_taken_as_typed_and_gives_what_its_text_gives(spark, settings, tmp_path):
+    """A Parquet feed that stores dates as dates and amounts as doubles is not read as strings and
+    parsed back: those columns are taken as they are, and their raw shadows (the values' strings)
+    are derived, not stored in the gate's copy. Counts, accepted rows, quarantine (row as read,
+    reasons) and GE's results are those of the same values given as text."""
+    rows = [
+        *[_med(f"ok{i}", paid_amount="80.0") for i in range(10)],
+        _med("neg", paid_amount="-5.0"),
+        _med("swap", paid_amount="80.0", claim_start_date="2025-03-09", claim_end_date="2025-03-01"),
+        _med("dup", paid_amount="80.0"),
+        _med("dup", paid_amount="81.5"),
+    ]
+    text, typed = tmp_path / "text", tmp_path / "typed"
+    for folder in (text, typed):
+        folder.mkdir()
+        _write_csv(folder / "eligibility.csv", [_elig("p1")])
+    _write_csv(text / "medical_claim.csv", rows)
+    as_text = spark.read.option("header", True).csv(str(text / "medical_claim.csv"))
+    types = {c: "date" for c in as_text.columns if c.endswith("_date")} | {"paid_amount": "double", "claim_line_number": "int"}
+    as_text.select(*[F.col(c).cast(types.get(c, "string")).alias(c) for c in as_text.columns]).coalesce(1).write.parquet(
+        str(typed / "medical_claim"))
+
+    results = {}
+    for name, folder in (("text", text), ("typed", typed)):
+        gate = run_gate(spark, str(folder), settings, as_of=AS_OF, checkpoint_dir=tmp_path / f"ckpt_{name}")
+        summary = write_gate_artifacts(gate, tmp_path / f"run_{name}")
+        copy = spark.read.parquet(str(tmp_path / f"ckpt_{name}" / "medical_claim")).columns
+        results[name] = (gate, summary, copy)
+    (text_gate, text_summary, text_copy), (typed_gate, typed_summary, typed_copy) = results["text"], results["typed"]
+    assert set(typed_gate.stored["medical_claim"]) == {"claim_line_number", "claim_start_date", "claim_end_date",
+                                                       "admission_date", "discharge_date", "paid_amount", "paid_date"}
+    assert "_raw_paid_amount" in text_copy and "_raw_paid_amount" not in typed_copy
+    assert typed_gate.checked["medical_claim"].columns == text_gate.checked["medical_claim"].columns
+    assert typed_gate.counts == text_gate.counts
+    assert typed_gate.counts["medical_claim"] == {"read": 14, "accepted": 11, "quarantined": 3}
+    assertDataFrameEqual(typed_gate.tables["medical_claim"], text_gate.tables["medical_claim"])
+    assertDataFrameEqual(typed_gate.quarantine.drop("source_file"), text_gate.quarantine.drop("source_file"))
+    assert typed_summary["suites"] == text_summary["suites"]
 
 
 def test_cli_bad_input_exits_3_with_one_line(tmp_path):
