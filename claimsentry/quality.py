@@ -67,10 +67,16 @@ def stored_typed(raw: DataFrame, spec: TableSpec) -> list[str]:
     return [c for c, t in spec.columns if not isinstance(t, StringType) and types.get(c) == t]
 
 
+def _derived_shadow(col: str):
+    """The raw shadow of a stored-typed column: its value as a string (what ``read_raw`` gave for it
+    as text, and what it derives again on read)."""
+    return F.col(f"`{col}`").cast("string")
+
+
 def with_derived_shadows(frame: DataFrame, stored: list[str], order: list[str]) -> DataFrame:
     """``frame`` with the raw shadow of each stored-typed column (``stored_typed``) that it lacks,
     the value as a string, and its columns in ``order`` (the frame as the gate built it)."""
-    derived = {RAW_PREFIX + c: F.col(f"`{c}`").cast("string") for c in stored if RAW_PREFIX + c not in frame.columns}
+    derived = {RAW_PREFIX + c: _derived_shadow(c) for c in stored if RAW_PREFIX + c not in frame.columns}
     if not derived:
         return frame
     return frame.select(*[derived[c].alias(c) if c in derived else F.col(f"`{c}`") for c in order])
@@ -88,7 +94,7 @@ def type_table(raw: DataFrame, spec: TableSpec) -> DataFrame:
         shadowed = not isinstance(dtype, StringType) or col in ENUM_COLUMNS
         if col in stored:
             typed.append(F.col(f"`{col}`").alias(col))
-            shadows.append(F.col(f"`{col}`").cast("string").alias(RAW_PREFIX + col))
+            shadows.append(_derived_shadow(col).alias(RAW_PREFIX + col))
         elif col in present:
             typed.append(_cast(col, dtype).alias(col))
             if shadowed:
