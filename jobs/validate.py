@@ -249,7 +249,7 @@ def run_gate(
         if reuse_checkpoint and base is not None:
             rows = quality.with_derived_shadows(spark.read.parquet(str(base / name)), plan.stored, plan.ruled.columns)
         else:
-            rows = _materialise(spark, plan, name, None if base is None else base / name)
+            rows = _materialise(spark, plan.ruled, name, None if base is None else base / name, stored=plan.stored)
         if base is None:
             cached.append(rows)
         else:
@@ -350,21 +350,22 @@ def _checked_view(flagged: DataFrame) -> DataFrame:
 ROW_PASS_HUGE_METHOD_LIMIT = "8000"
 
 
-def _materialise(spark: SparkSession, plan: TableCheck, name: str, path: Path | None) -> DataFrame:
-    """Compute ``plan.ruled`` once: write it to ``path`` and read it back, or persist it when there
-    is no path. The raw shadows of stored-typed columns are not written: they are the values'
-    strings, derived again on read (generated Parquet: 40 of the medical copy's 189 columns; the
-    gate at 2M lines 96-103 s -> 86-88 s, BENCHMARKS.md 2026-12-03 (g)). A file Spark cannot
-    decode (e.g. a truncated .csv.gz) is a one-line GateFailed."""
-    frame = plan.ruled
+def _materialise(
+    spark: SparkSession, frame: DataFrame, name: str, path: Path | None, *, stored: list[str] = ()
+) -> DataFrame:
+    """Compute ``frame`` once: write it to ``path`` and read it back, or persist it when there is
+    no path. The raw shadows of the ``stored`` (stored-typed) columns are not written: they are the
+    values' strings, derived again on read (generated Parquet: 40 of the medical copy's 189
+    columns; the gate at 2M lines 96-103 s -> 86-88 s, BENCHMARKS.md 2026-12-03 (g)). A file Spark
+    cannot decode (e.g. a truncated .csv.gz) is a one-line GateFailed."""
     try:
         with session_conf(spark, {"spark.sql.codegen.hugeMethodLimit": ROW_PASS_HUGE_METHOD_LIMIT}):
             if path is None:
                 frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
                 frame.count()
                 return frame
-            frame.drop(*[quality.RAW_PREFIX + c for c in plan.stored]).write.mode("overwrite").parquet(str(path))
-        return quality.with_derived_shadows(spark.read.parquet(str(path)), plan.stored, frame.columns)
+            frame.drop(*[quality.RAW_PREFIX + c for c in stored]).write.mode("overwrite").parquet(str(path))
+        return quality.with_derived_shadows(spark.read.parquet(str(path)), list(stored), frame.columns)
     except AnalysisException:
         raise  # a plan error is a bug in a suite or in this code, not bad input
     except Exception as exc:  # noqa: BLE001 - never a traceback for unreadable input
