@@ -78,3 +78,22 @@ def test_spark_profile_attributes_executor_time_to_pipeline_stages(tmp_path):
     top = summary["spark_stages"][0]
     assert (top["stage_id"], top["pipeline_stage"], top["operators"]) == (1, "validate", "Exchange, Sort")
     assert "| validate |" in spark_profile.render(summary)
+
+
+def test_jvm_threads_groups_the_session_jvms_cpu_by_thread_kind(spark):
+    """bench/jvm_threads.py: thread names map to their groups (given -> expect), and a reading of
+    the test session's own Spark JVM finds its JIT compiler threads and its executor task threads
+    (the fixture's session has run tasks by now: one job is run here to be sure)."""
+    jvm_threads = _bench_module("jvm_threads")
+    given = [("Executor task l", 3.0), ("Executor task i", 1.0), ("C2 CompilerThre", 2.5), ("C1 CompilerThre", 0.5),
+             ("Thread-7", 1.0), ("GC Thread#0", 0.3), ("pool-12-thread-", 0.1)]
+    assert jvm_threads.cpu_by_group(given) == {
+        "executor tasks": 4.0, "JIT compiler C2": 2.5, "driver: py4j calls (planning, codegen)": 1.0,
+        "JIT compiler C1": 0.5, "garbage collector": 0.3, "pool-#-thread-": 0.1}
+
+    assert spark.range(200_000).selectExpr("sum(id * 3) as s").first()["s"] == 3 * 199_999 * 200_000 // 2
+    pid = spark.sparkContext._gateway.proc.pid  # spark-submit execs the JVM: the same process
+    groups = jvm_threads.cpu_by_group(jvm_threads.read_threads(pid).values())
+    assert groups["executor tasks"] > 0
+    assert {"JIT compiler C1", "JIT compiler C2"} & set(groups)
+    assert "| executor tasks |" in jvm_threads.render(groups)
