@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -72,9 +71,13 @@ def read_threads(pid: int) -> dict[str, tuple[str, float]]:
 
 
 def find_spark_jvm() -> int | None:
-    pids = subprocess.run(["pgrep", "-f", "org.apache.spark.deploy.SparkSubmit"], capture_output=True, text=True)
-    found = pids.stdout.split()
-    return int(found[0]) if found else None
+    """The first running Spark JVM (psutil, as ``bench/run.py``: no ``pgrep`` needed)."""
+    import psutil
+
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        if "org.apache.spark.deploy.SparkSubmit" in (proc.info["cmdline"] or []):
+            return proc.info["pid"]
+    return None
 
 
 def watch(pid: int, interval: float) -> dict[str, tuple[str, float]]:
