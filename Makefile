@@ -35,8 +35,9 @@ test: setup
 # The benchmark of BENCHMARKS.md: each size in a fresh process, with its ceilings, on the shipped
 # Spark settings (10M lines: 552 s on 2 cores, JVM peak 5.3 GB, 2026-12-04).
 # `make bench BENCH_SIZES=1000000` runs one size; `BENCH_CONFIG=bench/spark-16g.yaml` the 16g heap.
+# An exported CLAIMSENTRY_CONFIG is kept, not blanked.
 BENCH_SIZES  ?= 1000000,5000000,10000000
-BENCH_CONFIG ?=
+BENCH_CONFIG ?= $(CLAIMSENTRY_CONFIG)
 
 bench: setup
 	CLAIMSENTRY_CONFIG=$(BENCH_CONFIG) $(PY) bench/run.py --sizes $(BENCH_SIZES)
