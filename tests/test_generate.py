@@ -13,6 +13,7 @@ import pytest
 
 from claimsentry.errors import InputError
 from claimsentry.generate import SCHEMES, generate, luhn_valid_npi, npi_check_digit
+from claimsentry.generate.world import LATE_START_DAYS
 from claimsentry.schemas import ELIGIBILITY, MEDICAL_CLAIM, PHARMACY_CLAIM
 
 ARROW_TYPE = {"StringType()": "string", "DateType()": "date32[day]", "DoubleType()": "double", "IntegerType()": "int32"}
@@ -219,9 +220,14 @@ def test_los_split_and_em_schemes_look_as_described(gen, drg_ref):
                      & (inst.index != cid)]
         gaps = (second.admission_date - prior.discharge_date).dt.days
         assert gaps.between(0, 1).any()
-    upcoders = truth.npi[truth.scheme == "em_upcoding"].unique()
+    em = truth[truth.scheme == "em_upcoding"]
     office = med[med.hcpcs_code.str.match(r"^992(0[2-5]|1[1-5])$", na=False)]
-    top_share = office.hcpcs_code.isin(["99215", "99205"]).groupby(office.billing_npi).mean()
+    late_start = pd.Timestamp(med.claim_start_date.max()) - pd.Timedelta(days=LATE_START_DAYS - 1)
+    # an upcoder bills mostly top levels while it commits the scheme: all along, or (a late one) from late_start
+    late = set(em.npi[em.perpetrator_labelled == "false"]) - set(em.npi[em.perpetrator_labelled == "true"])
+    active = office[~office.billing_npi.isin(late) | (pd.to_datetime(office.claim_start_date) >= late_start)]
+    top_share = active.hcpcs_code.isin(["99215", "99205"]).groupby(active.billing_npi).mean()
+    upcoders = em.npi.unique()
     assert (top_share[upcoders] > 0.6).all() and top_share.drop(upcoders).median() < 0.2
     rx = gen["pharmacy_claim"].set_index("claim_id")
     high = rx.loc[truth.index[truth.scheme == "opioid_overprescribing"]]
@@ -233,8 +239,12 @@ def test_labels_are_a_partial_audit_sample(gen):
     key = lambda d: set(zip(d.claim_id, d.claim_source))  # noqa: E731
     bad, good = labels[labels.label == "1"], labels[labels.label == "0"]
     assert key(bad) <= key(truth) and not (key(good) & key(truth))
-    assert 0.25 < len(bad) / len(truth) < 0.5
+    # ~37% of improper claims are audited, but only claims before the late start, and outcomes come
+    # 60-365 days later: the newest months hold few labels
+    assert 0.12 < len(bad) / len(truth) < 0.37
     assert 1.5 < len(good) / len(bad) < 3.5
+    end = pd.Timestamp(gen["medical_claim"].claim_start_date.max())
+    assert (pd.to_datetime(labels.outcome_date) <= end).all()
     med = gen["medical_claim"].groupby("claim_id").agg(day=("claim_start_date", "min"), paid=("paid_amount", "sum"))
     lab_med = labels[labels.claim_source == "medical"].join(med, on="claim_id")
     assert (pd.to_datetime(lab_med.outcome_date) > pd.to_datetime(lab_med.day)).all()
@@ -288,3 +298,37 @@ def test_cli_generate_exits_zero_and_writes_the_tables(tmp_path, capsys):
     assert (out / "medical_claim").is_dir() and (out / "labels.csv").is_file()
     assert main(["--data-dir", str(tmp_path / "data"), "generate", "--output", str(out), "--start-date", "2024-99-01"]) == 2
     assert "Month out of range" in capsys.readouterr().err
+
+
+def test_late_perpetrators_start_in_the_last_quarter_and_are_never_labelled(gen):
+    truth, labels = gen["truth"], gen["labels"]
+    med, rx = gen["medical_claim"], gen["pharmacy_claim"]
+    day = pd.concat([med.groupby("claim_id").claim_start_date.min(), rx.groupby("claim_id").dispensing_date.min()])
+    day = pd.to_datetime(day)
+    late_start = day.max() - pd.Timedelta(days=LATE_START_DAYS - 1)
+    unknown = truth[truth.perpetrator_labelled == "false"]
+    known = truth[truth.perpetrator_labelled == "true"]
+    assert len(unknown) and len(known)
+    # perpetrators nobody labelled in many schemes even at 300 members (every scheme at the demo's 4,000)
+    assert len(set(unknown.scheme)) >= 6
+    # no claim of a never-labelled perpetrator's scheme is labelled improper
+    confirmed = set(labels.claim_id[labels.label == "1"])
+    assert not (set(unknown.claim_id) & confirmed)
+    # labelled perpetrators have a confirmed claim of their scheme
+    hit = known.merge(labels[labels.label == "1"], on=["claim_id", "claim_source"])
+    pl = gen["provider_labels"]
+    assert set(zip(known.scheme, known.perpetrator)) <= set(zip(hit.scheme, hit.perpetrator)) | {
+        (s, p) for s, p in zip(known.scheme, known.perpetrator) if p in set(pl.npi[pl.label == "1"])}
+    # and no label at all is on a claim from the last quarter
+    assert (day.reindex(labels.claim_id).to_numpy() < late_start.to_datetime64()).all()
+
+
+def test_lookalikes_are_proper_claims_that_resemble_schemes(gen):
+    look = pd.read_parquet(gen["dir"] / "truth" / "lookalikes.parquet")
+    assert "high_acuity_em" in set(look.kind)  # 300 members leave no clean pain specialist for cancer pain
+    assert not (set(zip(look.claim_id, look.claim_source)) & set(zip(gen["truth"].claim_id, gen["truth"].claim_source)))
+    med = gen["medical_claim"]
+    em = med[med.claim_id.isin(look.claim_id[look.kind == "high_acuity_em"])]
+    assert em.hcpcs_code.isin(["99215", "99205"]).groupby(em.claim_id).any().all()
+    rx = gen["pharmacy_claim"].set_index("claim_id").reindex(look.claim_id[look.kind == "cancer_pain_high_mme"])
+    assert (rx.quantity * 30 * 1.5 / rx.days_supply >= 180).all()  # oxycodone 30 mg, 120 tablets / 30 days

@@ -83,7 +83,7 @@ from claimsentry.generate.medical import (
 from claimsentry.generate.output import _TableWriter, _as_strings, audit_labels, make_dirty, provider_labels, to_arrow
 from claimsentry.generate.pharmacy import pharmacy_fills, pharmacy_frame
 from claimsentry.generate.world import (
-    CHUNK_MEMBERS, SCHEMES, _day, _ids, eligibility_frame, load_reference, luhn_valid_npi, make_members,
+    CHUNK_MEMBERS, LATE_START_DAYS, SCHEMES, _day, _ids, eligibility_frame, load_reference, luhn_valid_npi, make_members,
     make_providers, npi_check_digit,
 )
 from claimsentry.schemas import ELIGIBILITY, LABELS, MEDICAL_CLAIM, PHARMACY_CLAIM
@@ -117,6 +117,34 @@ def _truth_frame(m, *parts: tuple[pd.DataFrame, np.ndarray, str, str]) -> pd.Dat
     return pd.concat(out, ignore_index=True)
 
 
+def _lookalike_frame(*parts: tuple[pd.DataFrame, np.ndarray, str]) -> pd.DataFrame:
+    """One row per legitimate look-alike claim of a chunk: claim_id, claim_source, kind."""
+    out = [pd.DataFrame({"claim_id": ids[frame.lookalike.notna().to_numpy()], "claim_source": source,
+                         "kind": frame.lookalike.dropna().to_numpy()})
+           for frame, ids, source in parts if "lookalike" in frame]
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=["claim_id", "claim_source", "kind"])
+
+
+def perpetrator_columns(truth: pd.DataFrame, labels: pd.DataFrame, prov_labels: pd.DataFrame) -> pd.DataFrame:
+    """Truth with ``perpetrator`` (the responsible NPI; the member for the member-driven shopping
+    schemes) and ``perpetrator_labelled`` ("true" when any claim of that perpetrator's scheme is
+    labelled improper, or the provider is labelled 1 in provider_labels; else "false": a perpetrator
+    nobody has labelled)."""
+    out = truth.copy()
+    out["perpetrator"] = out.npi.where(out.npi.notna(), out.person_id)
+    confirmed = labels.loc[labels.label == 1, ["claim_id", "claim_source"]]
+    hit = out.merge(confirmed, on=["claim_id", "claim_source"])
+    known = set(zip(hit.scheme, hit.perpetrator)) | {(s, n) for s, n in zip(out.scheme, out.perpetrator)
+                                                   if n in set(prov_labels.npi[prov_labels.label == 1])}
+    out["perpetrator_labelled"] = np.where([(s, n) in known for s, n in zip(out.scheme, out.perpetrator)], "true", "false")
+    return out
+
+
+def _write_strings(frame: pd.DataFrame, path: Path) -> None:
+    pq.write_table(pa.Table.from_pandas(frame.astype(object).where(frame.notna(), None), preserve_index=False,
+                                        schema=pa.schema([(c, pa.string()) for c in frame.columns])), path)
+
+
 def generate(output_dir, *, members: int, seed: int, start_date: str = "2024-01-01",
              end_date: str = "2025-12-31", fmt: str = "parquet", dirty_fraction: float = 0.0,
              chunk_members: int = CHUNK_MEMBERS) -> dict:
@@ -138,12 +166,13 @@ def generate(output_dir, *, members: int, seed: int, start_date: str = "2024-01-
             shutil.rmtree(out / stale)
     out.mkdir(parents=True, exist_ok=True)
     ref = load_reference()
-    prov = make_providers(np.random.default_rng([seed, 0]), members)
+    late_start = end - LATE_START_DAYS + 1
+    prov = make_providers(np.random.default_rng([seed, 0]), members, late_start)
     writers = {n: _TableWriter(out, n, fmt) for n in ("medical_claim", "pharmacy_claim", "eligibility")}
     specs = {"medical_claim": MEDICAL_CLAIM, "pharmacy_claim": PHARMACY_CLAIM, "eligibility": ELIGIBILITY}
     rows = dict.fromkeys(specs, 0)
     dirty_rows = dict.fromkeys(specs, 0)
-    truths, labels = [], []
+    truths, labels, lookalikes = [], [], []
     next_med, next_rx = 1, 1
     for chunk, first in enumerate(range(0, members, chunk_members)):
         rng = np.random.default_rng([seed, 1, chunk])
@@ -164,10 +193,12 @@ def generate(output_dir, *, members: int, seed: int, start_date: str = "2024-01-
         truth = _truth_frame(m, (stays, stay_ids, "hospital", "medical"), (visits, visit_ids, "npi", "medical"),
                              (fills, rx_ids, "npi", "pharmacy"))
         truths.append(truth)
+        lookalikes.append(_lookalike_frame((stays, stay_ids, "medical"), (visits, visit_ids, "medical"),
+                                           (fills, rx_ids, "pharmacy")))
         truth_ids = set(truth.claim_id)
         claims = pd.concat([_claims_summary(medical, "medical", "claim_start_date", truth_ids),
                             _claims_summary(pharmacy, "pharmacy", "dispensing_date", truth_ids)], ignore_index=True)
-        chunk_labels = audit_labels(rng, claims)
+        chunk_labels = audit_labels(rng, claims, audited_before=late_start, outcomes_by=end)
         labels.append(chunk_labels)
         eligibility = eligibility_frame(m)
         frames = {"medical_claim": medical, "pharmacy_claim": pharmacy, "eligibility": eligibility}
@@ -186,14 +217,15 @@ def generate(output_dir, *, members: int, seed: int, start_date: str = "2024-01-
                 writers[name].write(table)
         log.info("generate: chunk %d (%d members) written", chunk, m.n)
     truth = pd.concat(truths, ignore_index=True)
-    (out / "truth").mkdir(exist_ok=True)
-    pq.write_table(pa.Table.from_pandas(truth.astype(object).where(truth.notna(), None), preserve_index=False,
-                                        schema=pa.schema([(c, pa.string()) for c in truth.columns])),
-                   out / "truth" / "claim_truth.parquet")
     label_frame = pd.concat(labels, ignore_index=True)
     lab = to_arrow(label_frame, LABELS)
     _as_strings(lab).to_csv(out / "labels.csv", index=False)
-    provider_labels(np.random.default_rng([seed, 2]), prov, truth, end).to_csv(out / "provider_labels.csv", index=False)
+    prov_labels = provider_labels(np.random.default_rng([seed, 2]), prov, truth, end)
+    prov_labels.to_csv(out / "provider_labels.csv", index=False)
+    truth = perpetrator_columns(truth, label_frame, prov_labels)
+    (out / "truth").mkdir(exist_ok=True)
+    _write_strings(truth, out / "truth" / "claim_truth.parquet")
+    _write_strings(pd.concat(lookalikes, ignore_index=True), out / "truth" / "lookalikes.parquet")
     lines_medical = rows["medical_claim"]
     summary = {
         "members": members, "seed": seed, "format": fmt, "output": str(out),

@@ -7,10 +7,13 @@ import numpy as np
 import pandas as pd
 
 from claimsentry.generate.world import (
-    BASE_RATE_USD, DISPOSITIONS, DX_BY_SPECIALTY, EM_ESTABLISHED, EM_NEW, ER_LEVELS, EXTRA_LINES, FAMILY_WEIGHTS,
+    BASE_RATE_USD, DISPOSITIONS, DX_BY_SPECIALTY, EM_ESTABLISHED, EM_ESTABLISHED_COMPLEX, EM_NEW, EM_NEW_COMPLEX, ER_LEVELS, EXTRA_LINES, FAMILY_WEIGHTS,
     NULL_DAY, PT_CODES, REVENUE_LINES, SPECIALIST_VISITS, TIER_WEIGHTS, Members, Providers, Reference, _choose,
     _line_numbers, _member_cols, _physician_of, _repeat_index,
 )
+
+
+INPATIENT_SCHEMES = ("drg_upcoding", "inflated_los", "split_admission")
 
 
 def hospitalist_visits(stays: pd.DataFrame, ref: Reference) -> pd.DataFrame:
@@ -73,8 +76,12 @@ def professional_visits(rng: np.random.Generator, m: Members, prov: Providers, e
     em = np.where(new, _choose(rng, EM_NEW, n), _choose(rng, EM_ESTABLISHED, n))
     em = np.where(visits.kind == "er", _choose(rng, ER_LEVELS, n), em)
     em = np.where(visits.kind == "pt", np.where(visits.pt_first, "97161", None), em)
+    # Look-alike (proper): practices whose patients are truly complex bill many 99215s, all earned.
+    complex_ = visits.npi.isin(prov.lookalike.get("high_acuity_em", [])).to_numpy() & (visits.kind == "office").to_numpy()
+    em = np.where(complex_, np.where(new, _choose(rng, EM_NEW_COMPLEX, n), _choose(rng, EM_ESTABLISHED_COMPLEX, n)), em)
+    visits["lookalike"] = np.where(complex_ & np.isin(em, ["99215", "99205"]), "high_acuity_em", None)
     visits["true_em"] = em
-    upcoder = visits.npi.isin(prov.fraud["em_upcoding"]).to_numpy() & (visits.kind == "office").to_numpy()
+    upcoder = prov.committing("em_upcoding", visits.npi, visits.day) & (visits.kind == "office").to_numpy()
     bump = upcoder & (rng.random(n) < 0.8)
     billed = np.where(bump, np.where(new, "99205", "99215"), em)
     visits["em_code"] = billed
@@ -104,7 +111,7 @@ def _off_coverage_visits(rng: np.random.Generator, m: Members, prov: Providers, 
         k = rng.integers(1, 4, len(dead))
         idx = dead[_repeat_index(k)]
         day = np.minimum(m.death[idx] + rng.integers(1, 120, len(idx)), end)
-        parts.append(pd.DataFrame({"m": idx, "day": day, "npi": rng.choice(prov.fraud["service_after_death"], len(idx)),
+        parts.append(pd.DataFrame({"m": idx, "day": day, "npi": prov.pick(rng, "service_after_death", day),
                                    "scheme": "service_after_death", "detail": "service after the member's death"}))
     gap = np.flatnonzero((m.s2 != NULL_DAY) & (rng.random(m.n) < 0.5))
     if len(gap):
@@ -113,8 +120,13 @@ def _off_coverage_visits(rng: np.random.Generator, m: Members, prov: Providers, 
         day = m.e1[idx] + 1 + (rng.random(len(idx)) * (m.s2[idx] - m.e1[idx] - 1)).astype(np.int64)
         ok = (m.death[idx] == NULL_DAY) | (day < m.death[idx])
         parts.append(pd.DataFrame({"m": idx[ok], "day": day[ok],
-                                   "npi": rng.choice(prov.fraud["outside_enrollment"], ok.sum()),
+                                   "npi": prov.pick(rng, "outside_enrollment", day[ok]),
                                    "scheme": "outside_enrollment", "detail": "service in an enrollment gap"}))
+    left = np.flatnonzero((m.s2 == NULL_DAY) & (m.e1 + 10 < end) & (m.death == NULL_DAY) & (rng.random(m.n) < 0.3))
+    if len(left):  # visits billed after the member's coverage ended
+        day = m.e1[left] + 1 + (rng.random(len(left)) * np.minimum(120, end - m.e1[left] - 1)).astype(np.int64)
+        parts.append(pd.DataFrame({"m": left, "day": day, "npi": prov.pick(rng, "outside_enrollment", day),
+                                   "scheme": "outside_enrollment", "detail": "service after coverage ended"}))
     if not parts:
         return pd.DataFrame(columns=["m", "day", "npi", "specialty", "pos", "kind", "scheme", "detail"])
     out = pd.concat(parts, ignore_index=True)
@@ -139,7 +151,7 @@ def professional_lines(rng: np.random.Generator, visits: pd.DataFrame, prov: Pro
             parts.append(pd.DataFrame({"v": hit, "hcpcs": code, "units": rng.integers(1, max_units + 1, len(hit)).astype(float),
                                        "order": j}))
     pt_rows = np.flatnonzero(spec == "physical_therapy")
-    heavy = visits.npi.isin(prov.fraud["excessive_units"]).to_numpy()
+    heavy = prov.committing("excessive_units", visits.npi, visits.day)
     for j, (code, p, max_units) in enumerate(PT_CODES, start=1):
         hit = pt_rows[rng.random(len(pt_rows)) < p]
         units = rng.integers(1, max_units + 1, len(hit)).astype(float)
@@ -176,7 +188,7 @@ def _duplicate_claims(rng: np.random.Generator, visits: pd.DataFrame, lines: pd.
                       prov: Providers) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Copies of ~30% of the duplicate-billers' proper claims as new visits: 60% exact, 40% near
     (one day later, or modifier 76 'repeat procedure by same physician' on line 1)."""
-    src = np.flatnonzero(visits.npi.isin(prov.fraud["duplicate_billing"]).to_numpy()
+    src = np.flatnonzero(prov.committing("duplicate_billing", visits.npi, visits.day)
                          & visits.scheme.isna().to_numpy() & (rng.random(len(visits)) < 0.3))
     if not len(src):
         return visits, lines
@@ -185,7 +197,7 @@ def _duplicate_claims(rng: np.random.Generator, visits: pd.DataFrame, lines: pd.
     shift = (near & (rng.random(len(src)) < 0.5)).astype(np.int64)
     copies = visits.iloc[src].copy()
     copies["day"] = copies.day.to_numpy() + shift
-    copies["scheme"] = "duplicate_billing"
+    copies["scheme"], copies["lookalike"] = "duplicate_billing", None
     copies["detail"] = np.where(near, np.where(shift == 1, "near duplicate: one day later",
                                                "near duplicate: modifier 76"), "exact duplicate")
     pos_of = np.full(len(visits), -1)
@@ -225,7 +237,7 @@ def inpatient_stays(rng: np.random.Generator, m: Members, prov: Providers, ref: 
                 pool = np.flatnonzero(in_f)
             template[mask] = rng.choice(pool, mask.sum())
     # Fraudulent hospitals are busy ones: twice the market share of the others.
-    busy = np.isin(prov.hospitals, sum((prov.fraud[k] for k in ("drg_upcoding", "inflated_los", "split_admission")), []))
+    busy = np.isin(prov.hospitals, sum((prov.fraud[k] for k in INPATIENT_SCHEMES), []))
     home = rng.choice(prov.hospitals, m.n, p=(1 + busy) / (1 + busy).sum())
     hospital = np.where(rng.random(n) < 0.85, home[idx], rng.choice(prov.hospitals, n))
     gmlos = t.gmlos_days.to_numpy(dtype=float)[template]
@@ -243,7 +255,7 @@ def inpatient_stays(rng: np.random.Generator, m: Members, prov: Providers, ref: 
     excess = np.maximum(0, stays.los.to_numpy() / stays.drg_code.map(gm).to_numpy(dtype=float) - 2.0)
     outlier = 1 + 0.25 * excess  # cost-outlier add-on for very long stays
     stays["payment"] = np.round(BASE_RATE_USD * w * outlier * np.exp(rng.normal(0, 0.06, len(stays))), 2)
-    stays["disposition"] = _choose(rng, DISPOSITIONS, len(stays))
+    stays["disposition"] = np.where(stays.lookalike.notna(), "03", _choose(rng, DISPOSITIONS, len(stays)))  # 03: SNF
     stays["attending"] = rng.choice(prov.of("hospitalist"), len(stays))
     coded = stays.code_template.to_numpy()
     stays["surgical"] = t.surgical.to_numpy()[coded] == "1"
@@ -267,7 +279,7 @@ def _inpatient_schemes(rng: np.random.Generator, stays: pd.DataFrame, prov: Prov
     # drg_upcoding: 60% of the hospital's stays below the family's top DRG.
     true_drg = t.drg_code.to_numpy()[stays.true_template.to_numpy()]
     top = pd.Series(fam[stays.true_template.to_numpy()]).map(top_of).to_numpy(dtype=object)
-    up = _share(rng, stays.hospital.isin(prov.fraud["drg_upcoding"]).to_numpy() & (true_drg != top), 0.6)
+    up = _share(rng, prov.committing("drg_upcoding", stays.hospital, stays.admit) & (true_drg != top), 0.6)
     coded = up & (rng.random(len(stays)) < 0.5)
     for i in np.flatnonzero(coded):  # loop over the few upcoded stays of one hospital only
         cand = np.flatnonzero((t.drg_code.to_numpy() == top[i]) & (t.pdx.to_numpy() == t.pdx.iat[stays.true_template.iat[i]]))
@@ -283,14 +295,21 @@ def _inpatient_schemes(rng: np.random.Generator, stays: pd.DataFrame, prov: Prov
     gm = t.gmlos_days.to_numpy(dtype=float)[stays.true_template.to_numpy()]
     new_los = np.ceil(gm * rng.uniform(2.5, 4.0, len(stays))).astype(np.int64) + 1
     fits = m.covered(stays.m.to_numpy(), stays.admit.to_numpy() + new_los) & (stays.admit.to_numpy() + new_los <= end)
-    infl = _share(rng, stays.hospital.isin(prov.fraud["inflated_los"]).to_numpy() & stays.scheme.isna().to_numpy()
+    infl = _share(rng, prov.committing("inflated_los", stays.hospital, stays.admit) & stays.scheme.isna().to_numpy()
                   & fits, 0.5)
     stays.loc[infl, "los"] = new_los[infl]
     stays.loc[infl, "scheme"] = "inflated_los"
     stays.loc[infl, "detail"] = "length of stay " + stays.los[infl].astype(str) + " days vs GMLOS " + pd.Series(gm[infl], index=stays.index[infl]).astype(str)
     stays["discharge"] = stays.admit + stays.los
+    # Look-alike (proper): 3% of other stays are long for a reason (complications, waiting for a
+    # nursing-home bed): 2.5-4x the GMLOS, discharged to a skilled nursing facility.
+    fair = ~stays.hospital.isin(sum((prov.fraud[k] for k in INPATIENT_SCHEMES), [])).to_numpy()
+    long_ok = fair & stays.scheme.isna().to_numpy() & fits & (rng.random(len(stays)) < 0.03)
+    stays.loc[long_ok, "los"] = new_los[long_ok]
+    stays["lookalike"] = np.where(long_ok, "long_justified_stay", None)
+    stays["discharge"] = stays.admit + stays.los
     # split_admission: 50% of the hospital's stays of 3+ days billed as two claims.
-    split = _share(rng, stays.hospital.isin(prov.fraud["split_admission"]).to_numpy() & stays.scheme.isna().to_numpy()
+    split = _share(rng, prov.committing("split_admission", stays.hospital, stays.admit) & stays.scheme.isna().to_numpy()
                    & (stays.los >= 3).to_numpy(), 0.5)
     first_los = np.maximum(1, stays.los.to_numpy() // 2)
     gap = rng.integers(0, 2, len(stays))

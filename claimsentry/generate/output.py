@@ -15,14 +15,18 @@ from claimsentry.schemas import TableSpec
 
 # ---------------------------------------------------------------------------------- labels, dirt
 
-def audit_labels(rng: np.random.Generator, claims: pd.DataFrame) -> pd.DataFrame:
+def audit_labels(rng: np.random.Generator, claims: pd.DataFrame, *, audited_before: int | None = None,
+                 outcomes_by: int | None = None) -> pd.DataFrame:
     """Past audit outcomes for one chunk. ``claims``: one row per claim (claim_id, claim_source,
     claim_day, paid_amount, improper). ~37% of improper claims are audited (label 1, part of the
     money recovered); ~2.5x as many clean claims are audited (label 0), picked with probability
-    growing with the paid amount, as auditors chase money."""
+    growing with the paid amount, as auditors chase money. Only claims before ``audited_before`` are
+    audited, and an outcome comes 60-365 days after the claim: outcomes after ``outcomes_by`` (the end
+    of the data) are not known yet, so the newest months hold few labels, as in real audit data."""
     improper = claims.improper.to_numpy()
-    bad = np.flatnonzero(improper & (rng.random(len(claims)) < AUDIT_SHARE_IMPROPER))
-    clean = np.flatnonzero(~improper)
+    auditable = np.ones(len(claims), dtype=bool) if audited_before is None else claims.claim_day.to_numpy() < audited_before
+    bad = np.flatnonzero(improper & auditable & (rng.random(len(claims)) < AUDIT_SHARE_IMPROPER))
+    clean = np.flatnonzero(~improper & auditable)
     n_clean = min(len(clean), int(round(AUDIT_CLEAN_PER_IMPROPER * len(bad))))
     w = np.sqrt(np.maximum(claims.paid_amount.to_numpy()[clean], 1.0))
     good = np.sort(rng.choice(clean, n_clean, replace=False, p=w / w.sum())) if n_clean else clean[:0]
@@ -34,6 +38,8 @@ def audit_labels(rng: np.random.Generator, claims: pd.DataFrame) -> pd.DataFrame
         "label": label, "outcome_date": claims.claim_day.to_numpy()[pick] + rng.integers(60, 366, len(pick)),
         "recovered_amount": np.where(label == 1, np.round(paid * rng.uniform(0.6, 1.0, len(pick)), 2), 0.0),
     })
+    if outcomes_by is not None:
+        out = out[out.outcome_date <= outcomes_by]
     return out.sort_values(["claim_source", "claim_id"]).reset_index(drop=True)
 
 
@@ -136,7 +142,8 @@ class _TableWriter:
 def provider_labels(rng: np.random.Generator, prov: Providers, truth: pd.DataFrame, end: int) -> pd.DataFrame:
     """One row per labelled provider: about half of the providers behind injected claims (label 1,
     dated in the last months of the period) and 1.5x as many clean providers (label 0)."""
-    bad = np.array(sorted(set(truth.npi.dropna())), dtype=object)
+    late = set().union(*prov.late.values()) if prov.late else set()
+    bad = np.array(sorted(set(truth.npi.dropna()) - late), dtype=object)  # the late ones are unknown
     bad = bad[rng.random(len(bad)) < 0.5] if len(bad) > 1 else bad
     everyone = np.concatenate([prov.hospitals, prov.physicians.npi.to_numpy(), prov.pharmacies])
     all_bad = set(truth.npi.dropna()) | set(prov.fraud.get("_colluding_prescriber", []))

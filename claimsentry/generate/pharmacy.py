@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from claimsentry.generate.world import NULL_DAY, Members, Providers, Reference, _member_cols, _repeat_index
+from claimsentry.generate.world import LATE_SHARE, NULL_DAY, Members, Providers, Reference, _member_cols, _repeat_index
 
 
 # --------------------------------------------------------------------------------- pharmacy claims
@@ -70,7 +70,8 @@ def pharmacy_fills(rng: np.random.Generator, m: Members, prov: Providers, ref: R
     # early_refill: the pharmacies add a fill half-way through 8% of their 30-day supplies.
     early = f[f.pharmacy.isin(prov.fraud["early_refill"]).to_numpy() & f.scheme.isna().to_numpy() & (rng.random(len(f)) < 0.08)].copy()
     early["day"] = early.day + rng.integers(12, 18, len(early))
-    early = early[m.covered(early.m.to_numpy(), early.day.to_numpy()) & (early.day <= end).to_numpy()]
+    early = early[m.covered(early.m.to_numpy(), early.day.to_numpy()) & (early.day <= end).to_numpy()
+                  & prov.committing("early_refill", early.pharmacy, early.day)]
     early["scheme"], early["npi"], early["detail"] = "early_refill", early.pharmacy, "refilled after half of a 30-day supply"
     parts += [f, early]
     # Acute fills: antibiotics, steroids, short opioid courses, benzodiazepines.
@@ -111,29 +112,48 @@ def _some(rng: np.random.Generator, n: int, share: float) -> np.ndarray:
     return who if len(who) else rng.integers(0, n, 1)
 
 
+def _shopping_start(rng: np.random.Generator, m: Members, who: np.ndarray, late_start: int) -> np.ndarray:
+    """First fill day of each shopper: a covered day, or for ``LATE_SHARE`` of them (the late, never
+    labelled shoppers) a day in the first month from ``late_start``."""
+    day = m.sample_dates(rng, who)
+    late = rng.random(len(who)) < LATE_SHARE
+    return np.where(late, late_start + rng.integers(0, 30, len(who)), day)
+
+
 def _opioid_schemes(rng, m: Members, prov: Providers, ref: Reference, end: int) -> list[pd.DataFrame]:
     out = []
+    # Look-alike (proper): cancer-pain patients of ordinary pain specialists on oxycodone 30 mg, 120
+    # tablets / 30 days (180 MME/day), one prescriber, their home pharmacy, on schedule.
+    if prov.lookalike.get("cancer_pain_high_mme"):
+        who = _some(rng, m.n, 0.004)
+        doc = rng.choice(np.array(prov.lookalike["cancer_pain_high_mme"], dtype=object), len(who))
+        f = _monthly(rng, m, who, "oxycodone_30", 120, doc, m.pharmacy[who], ref, end, months=(6, 20))
+        f["lookalike"] = "cancer_pain_high_mme"
+        out.append(f)
     # opioid_overprescribing: ~1.2% of members get oxycodone 30 mg, 120-180 tablets / 30 days
     # (180-270 MME/day) from a pill-mill prescriber, filled at their home pharmacy.
     who = _some(rng, m.n, 0.012)
-    doc = rng.choice(prov.fraud["opioid_overprescribing"], len(who))
+    doc = rng.choice(np.array(prov.fraud["opioid_overprescribing"], dtype=object), len(who))
     f = _monthly(rng, m, who, "oxycodone_30", 150, doc, m.pharmacy[who], ref, end, months=(3, 10))
+    f = f[prov.committing("opioid_overprescribing", f.prescriber, f.day)]
     f["qty"] = rng.choice([120.0, 150.0, 180.0], len(f))
     f["scheme"], f["npi"], f["detail"] = "opioid_overprescribing", f.prescriber, "oxycodone 30 mg at 180-270 MME/day"
     out.append(f)
     # prescriber_pharmacy_collusion: ~0.6% of members, oxycodone 10 mg 90-120 / 30 days, all from
     # one prescriber at one pharmacy (npi = the pharmacy).
     who = _some(rng, m.n, 0.006)
-    ph, doc = prov.fraud["prescriber_pharmacy_collusion"][0], prov.fraud["_colluding_prescriber"][0]
-    f = _monthly(rng, m, who, "oxycodone_10", 120, np.full(len(who), doc, dtype=object),
-                 np.full(len(who), ph, dtype=object), ref, end, months=(3, 8))
-    f["scheme"], f["npi"], f["detail"] = "prescriber_pharmacy_collusion", ph, "one prescriber's opioid scripts filled at one pharmacy"
+    pair = rng.integers(0, len(prov.fraud["prescriber_pharmacy_collusion"]), len(who))
+    ph = np.array(prov.fraud["prescriber_pharmacy_collusion"], dtype=object)[pair]
+    doc = np.array(prov.fraud["_colluding_prescriber"], dtype=object)[pair]
+    f = _monthly(rng, m, who, "oxycodone_10", 120, doc, ph, ref, end, months=(3, 8))
+    f = f[prov.committing("prescriber_pharmacy_collusion", f.pharmacy, f.day)]
+    f["scheme"], f["npi"], f["detail"] = "prescriber_pharmacy_collusion", f.pharmacy, "one prescriber's opioid scripts filled at one pharmacy"
     out.append(f)
     # doctor_shopping: ~0.3% of members collect 6-12 overlapping opioid scripts every 7-12 days
     # from 4-8 prescribers at 3-5 pharmacies. Member-driven: npi is null.
     who = _some(rng, m.n, 0.003)
     n = rng.integers(6, 13, len(who))
-    rep, mi, day, k = _series(rng, m, who, n, m.sample_dates(rng, who), rng.integers(7, 13, len(who)))
+    rep, mi, day, k = _series(rng, m, who, n, _shopping_start(rng, m, who, prov.late_start), rng.integers(7, 13, len(who)))
     docs = np.concatenate([prov.of(s) for s in ("emergency_medicine", "family_medicine", "orthopedic_surgery")])
     n_docs, n_ph = rng.integers(4, 9, len(who)), rng.integers(3, 6, len(who))
     doc_pick = rng.integers(0, 10 ** 6, (len(who), 8)) % len(docs)
@@ -146,7 +166,7 @@ def _opioid_schemes(rng, m: Members, prov: Providers, ref: Reference, end: int) 
     # supply every 10-14 days, rotating over 4-6 pharmacies. Member-driven: npi is null.
     who = _some(rng, m.n, 0.002)
     n = rng.integers(6, 11, len(who))
-    rep, mi, day, k = _series(rng, m, who, n, m.sample_dates(rng, who), rng.integers(10, 15, len(who)))
+    rep, mi, day, k = _series(rng, m, who, n, _shopping_start(rng, m, who, prov.late_start), rng.integers(10, 15, len(who)))
     n_ph = rng.integers(4, 7, len(who))
     ph_pick = rng.integers(0, 10 ** 6, (len(who), 6)) % len(prov.pharmacies)
     f = _fills(mi, day, rng.choice(np.array(["alprazolam_1", "hydrocodone_10"], dtype=object), len(mi)), 90, 30,

@@ -18,6 +18,11 @@ BASE_RATE_USD = 6500.0  # inpatient operating + capital base payment per unit of
 PAYER, PLAN, DATA_SOURCE = "synthetic health plan", "ppo", "claimsentry-synthetic"
 AUDIT_SHARE_IMPROPER = 0.37
 AUDIT_CLEAN_PER_IMPROPER = 2.5
+# A share of every scheme's perpetrators starts late: in the last LATE_START_DAYS of the period (the
+# last quarter) and never before. Audits only cover claims before that, so they are never labelled:
+# the case a detection system exists for.
+LATE_SHARE = 0.4
+LATE_START_DAYS = 92
 
 SCHEMES = (
     "drg_upcoding", "inflated_los", "split_admission", "duplicate_billing", "service_after_death",
@@ -38,6 +43,9 @@ SPECIALIST_VISITS = {"cardiology": 0.3, "orthopedic_surgery": 0.25, "pulmonology
 # Office E/M levels: established 99211-99215, new patient 99202-99205, with a realistic mix.
 EM_ESTABLISHED = (["99211", "99212", "99213", "99214", "99215"], [0.03, 0.10, 0.45, 0.35, 0.07])
 EM_NEW = (["99202", "99203", "99204", "99205"], [0.05, 0.35, 0.45, 0.15])
+# Look-alike practices with truly complex patients (legitimately many top-level visits).
+EM_ESTABLISHED_COMPLEX = (["99213", "99214", "99215"], [0.15, 0.35, 0.50])
+EM_NEW_COMPLEX = (["99204", "99205"], [0.35, 0.65])
 # Extra lines on a visit: specialty -> [(hcpcs, probability, max units)].
 EXTRA_LINES = {
     "family_medicine": [("36415", 0.35, 1), ("80053", 0.25, 1), ("85025", 0.25, 1), ("83036", 0.12, 1),
@@ -148,12 +156,30 @@ class Providers:
     physicians: pd.DataFrame  # npi, specialty
     pharmacies: np.ndarray
     fraud: dict[str, list[str]] = field(default_factory=dict)  # scheme -> responsible NPIs
+    late: dict[str, list[str]] = field(default_factory=dict)  # scheme -> the NPIs of fraud that start late
+    late_start: int = np.iinfo(np.int64).max  # day the late perpetrators start (set by make_providers' caller)
+    lookalike: dict[str, list[str]] = field(default_factory=dict)  # kind -> legitimate look-alike NPIs
 
     def of(self, specialty: str) -> np.ndarray:
         return self.physicians.npi[self.physicians.specialty == specialty].to_numpy()
 
+    def committing(self, scheme: str, npi, day) -> np.ndarray:
+        """True where ``npi`` commits ``scheme`` on ``day``: the early perpetrators on every day, the
+        late ones from ``late_start`` on."""
+        npi, day = np.asarray(npi, dtype=object), np.asarray(day, dtype=np.int64)
+        return np.isin(npi, self.fraud[scheme]) & (~np.isin(npi, self.late.get(scheme, [])) | (day >= self.late_start))
 
-def make_providers(rng: np.random.Generator, members: int) -> Providers:
+    def pick(self, rng: np.random.Generator, scheme: str, day) -> np.ndarray:
+        """A perpetrator of ``scheme`` for each day, among those committing it that day."""
+        day = np.asarray(day, dtype=np.int64)
+        early = np.array([x for x in self.fraud[scheme] if x not in self.late.get(scheme, [])], dtype=object)
+        out = rng.choice(np.array(self.fraud[scheme], dtype=object), len(day))
+        redo = ~self.committing(scheme, out, day)
+        out[redo] = rng.choice(early, int(redo.sum()))
+        return out
+
+
+def make_providers(rng: np.random.Generator, members: int, late_start: int = np.iinfo(np.int64).max) -> Providers:
     n_hosp = max(6, members // 400)
     n_phys = max(40, members // 35)
     n_pharm = max(6, members // 300)
@@ -161,14 +187,14 @@ def make_providers(rng: np.random.Generator, members: int) -> Providers:
     names = list(SPECIALTIES)
     counts = np.maximum(3, np.round(np.array(list(SPECIALTIES.values())) * n_phys).astype(int))
     physicians = pd.DataFrame({"npi": make_npis(rng, counts.sum(), 1), "specialty": np.repeat(names, counts)})
-    p = Providers(orgs[:n_hosp], physicians, orgs[n_hosp:])
+    p = Providers(orgs[:n_hosp], physicians, orgs[n_hosp:], late_start=late_start)
     hosp = list(rng.permutation(p.hospitals))
-    k = max(1, n_hosp // 20)  # hospitals per inpatient scheme
+    k = max(2, n_hosp // 20)  # hospitals per inpatient scheme
     p.fraud["drg_upcoding"], p.fraud["inflated_los"], p.fraud["split_admission"] = hosp[:k], hosp[k:2 * k], hosp[2 * k:3 * k]
 
     def pick(pool: np.ndarray, share: float, taken: set) -> list[str]:
         pool = np.array([x for x in pool if x not in taken], dtype=object)
-        chosen = list(rng.choice(pool, size=max(1, int(round(share * len(pool)))), replace=False))
+        chosen = list(rng.choice(pool, size=min(len(pool), max(2, int(round(share * len(pool))))), replace=False))
         taken.update(chosen)
         return chosen
 
@@ -180,12 +206,24 @@ def make_providers(rng: np.random.Generator, members: int) -> Providers:
     p.fraud["service_after_death"] = pick(p.of("family_medicine"), 0.02, taken)
     p.fraud["outside_enrollment"] = pick(p.of("internal_medicine"), 0.03, taken)
     p.fraud["opioid_overprescribing"] = pick(p.of("pain_management"), 0.25, taken)
-    colluder = pick(p.of("pain_management"), 0.01, taken)
+    colluder = pick(p.of("pain_management"), 0.01, taken)  # one per colluding pharmacy
     pharm = rng.permutation(p.pharmacies)
-    p.fraud["early_refill"] = list(pharm[3:3 + max(1, n_pharm // 30)])  # one pharmacy in 30, at least one
-    p.fraud["prescriber_pharmacy_collusion"] = [pharm[1]]
-    p.fraud["_colluding_prescriber"] = colluder
+    n_early = max(2, n_pharm // 30)  # one pharmacy in 30, at least two
+    p.fraud["early_refill"] = list(pharm[4:4 + n_early])
+    p.fraud["prescriber_pharmacy_collusion"] = [pharm[1], pharm[3]][:len(colluder)]
+    p.fraud["_colluding_prescriber"] = colluder[:2]
     p.fraud["_after_death_pharmacy"] = [pharm[2]]
+    for scheme in SCHEMES:  # the late ones: LATE_SHARE of each scheme's perpetrators, at least one, never all
+        who = p.fraud.get(scheme, [])
+        if len(who) >= 2:
+            n_late = min(len(who) - 1, max(1, int(round(LATE_SHARE * len(who)))))
+            p.late[scheme] = list(who[-n_late:])
+    # Legitimate look-alikes (never improper): cardiologists and pulmonologists whose patients are
+    # truly complex (many 99215s), and pain specialists treating cancer pain at high doses.
+    clean_office = np.array([x for x in np.concatenate([p.of("cardiology"), p.of("pulmonology")]) if x not in taken], dtype=object)
+    p.lookalike["high_acuity_em"] = list(rng.choice(clean_office, size=min(len(clean_office), max(2, len(clean_office) // 6)), replace=False))
+    clean_pain = np.array([x for x in p.of("pain_management") if x not in taken], dtype=object)
+    p.lookalike["cancer_pain_high_mme"] = list(rng.choice(clean_pain, size=min(len(clean_pain), 2), replace=False))
     return p
 
 
