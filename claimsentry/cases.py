@@ -13,6 +13,9 @@ State lives under ``<queue.history_dir>`` (default ``<data_dir>/cases``):
   (grain: one row per case_id per outcome_date), from ``claimsentry feedback``. Re-importing the
   same file replaces its own rows, so imports are idempotent.
 
+``claimsentry train`` reads the dispositions as labels (``feedback_labels``, ``with_feedback_labels``):
+confirmed/partial -> 1, cleared -> 0, the latest outcome per case winning over the input's label.
+
 A run for date D excludes every claim already opened as a case by a run *before* D — open cases
 are not queued twice and cases closed by feedback never come back as open — and ignores its own
 date's history, so re-running D gives the same queue.
@@ -28,8 +31,12 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
 
 OUTCOMES = {"confirmed": 1, "partial": 1, "cleared": 0}  # -> training label
 QUEUED_COLUMNS = [
@@ -42,6 +49,7 @@ QUEUED_COLUMNS = [
     "amount_at_risk",
     "expected_recovery",
     "billing_npi",
+    "amount_paid",  # what the claim paid: caps an auditor's recovered_amount (absent in older history)
     "model_version",
     "rules_version",
 ]
@@ -108,12 +116,14 @@ def record_queue(root: Path, run_date: dt.date, queue: pd.DataFrame) -> Path:
     return final
 
 
-def dispositions(root: Path) -> pd.DataFrame:
-    """All accepted dispositions; the latest outcome per case wins."""
+def dispositions(root: Path, as_of: dt.date | None = None) -> pd.DataFrame:
+    """Accepted dispositions, one row per case: its latest outcome (dated on or before ``as_of``)."""
     files = sorted((root / "dispositions").glob("*.parquet"))
     if not files:
         return pd.DataFrame(columns=DISPOSITION_COLUMNS)
     rows = pd.concat([pd.read_parquet(p) for p in files], ignore_index=True)
+    if as_of is not None:
+        rows = rows[rows["outcome_date"] <= as_of.isoformat()]  # ISO strings sort as dates
     rows = rows.sort_values(["case_id", "outcome_date", "source_file", "source_row"])
     return rows.drop_duplicates("case_id", keep="last").reset_index(drop=True)
 
@@ -127,7 +137,49 @@ def case_status(root: Path, as_of: dt.date | None = None) -> pd.DataFrame:
     return status
 
 
-def feedback_labels(root: Path) -> pd.DataFrame:
-    """Dispositions as training labels in the contract's ``labels`` shape."""
-    rows = dispositions(root)
+def feedback_labels(root: Path, as_of: dt.date | None = None) -> pd.DataFrame:
+    """Dispositions as training labels in the contract's ``labels`` shape (one row per claim_id,
+    claim_source: the case's latest outcome dated on or before ``as_of``)."""
+    rows = dispositions(root, as_of)
     return rows[["claim_id", "claim_source", "label", "outcome_date", "recovered_amount"]].reset_index(drop=True)
+
+
+def with_feedback_labels(spark: "SparkSession", labels: "DataFrame | None", feedback: pd.DataFrame) -> "DataFrame | None":
+    """The training labels: the input's ``labels`` with auditors' dispositions laid over them.
+
+    Grain: one row per (claim_id, claim_source), in the contract's ``labels`` columns and types.
+    ``labels``: the gate's accepted labels table (Spark, may be large; None when the input has none).
+    ``feedback``: ``feedback_labels`` (pandas, one row per case, bounded by queue capacity), turned
+    into a small Spark frame. A disposition replaces the input's label for the same claim: it is the
+    auditor's own, newer outcome. None when there are neither input labels nor dispositions, so
+    training without any label stays the unsupervised path.
+    """
+    from pyspark.sql import functions as F
+
+    from claimsentry.schemas import LABELS
+
+    if labels is None and feedback.empty:
+        return None
+    key = list(LABELS.key)
+    rows = [
+        (
+            str(r["claim_id"]),
+            str(r["claim_source"]),
+            int(r["label"]),
+            dt.date.fromisoformat(str(r["outcome_date"])) if pd.notna(r["outcome_date"]) else None,
+            float(r["recovered_amount"]) if pd.notna(r["recovered_amount"]) else None,
+        )
+        for r in feedback[LABELS.column_names].to_dict("records")
+    ]
+    audited = spark.createDataFrame(rows, LABELS.schema)
+    if labels is None:
+        return audited
+    kept = labels.select(
+        *[
+            (F.col(c) if c in labels.columns else F.lit(None)).cast(t).alias(c)
+            for c, t in LABELS.columns
+        ]
+    )
+    if not rows:
+        return kept
+    return kept.join(audited.select(*key), key, "left_anti").unionByName(audited)

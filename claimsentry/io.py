@@ -9,7 +9,11 @@ cast must become a quarantine row with a reason, not a silent null.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
+import logging
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -23,8 +27,13 @@ from pyspark.errors import AnalysisException
 from claimsentry.errors import InputError
 from claimsentry.schemas import COLUMN_ALIASES
 
+log = logging.getLogger(__name__)
+
 CORRUPT = "_corrupt_record"
 SOURCE_FILE = "_source_file"
+# OWASP CSV injection: a spreadsheet runs a cell starting with one of these as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def is_uri(path: str) -> bool:
@@ -148,31 +157,137 @@ def read_raw(
     return df.withColumn(SOURCE_FILE, F.input_file_name())
 
 
+def _lock_folder(path: Path) -> int | None:
+    """An open descriptor holding the exclusive lock on folder ``path``; None when another live
+    process holds it or the folder is gone. The lock dies with its process, even a killed one.
+    Raises OSError where the file system has no locks (e.g. NFS without its lock service)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.path.samestat(os.fstat(fd), os.stat(path)):
+            return fd
+    except (BlockingIOError, FileNotFoundError):
+        pass
+    except OSError:
+        os.close(fd)
+        raise
+    os.close(fd)  # held by a live run, or removed (and maybe re-made) while we opened it
+    return None
+
+
+def remove_stale_staging(final: str | os.PathLike) -> list[Path]:
+    """Remove what killed writers of ``final`` left beside it; returns the removed folders.
+
+    A live ``atomic_dir`` holds its staging folder locked, so only the folders of dead runs are
+    taken: their ``.<name>.staging-*`` (a partial output, for a score run a typed copy of its whole
+    input) and ``.<name>.old-*`` (the output they were replacing). A run killed between its two
+    renames left no ``final`` but its ``old``: that previous output is put back, not removed.
+    """
+    final = Path(final)
+    prefix = glob.escape(f".{final.name}.")
+    removed = []
+    for staging in sorted(final.parent.glob(f"{prefix}staging-*")):
+        try:
+            fd = _lock_folder(staging)
+        except OSError as exc:  # live and dead runs cannot be told apart: leave them all
+            log.warning("cannot lock %s (%s): folders left by killed runs are not removed", staging, exc)
+            return removed
+        if fd is None:
+            continue
+        try:
+            shutil.rmtree(staging, ignore_errors=True)
+            removed.append(staging)
+        finally:
+            os.close(fd)
+    for old in sorted(final.parent.glob(f"{prefix}old-*")):
+        token = old.name.rsplit("-", 1)[-1]
+        if (final.parent / f".{final.name}.staging-{token}").exists():
+            continue  # its run is alive: between its two renames
+        if not final.exists():
+            old.rename(final)
+            log.warning("restored %s from %s, left by a killed run", final, old.name)
+            continue
+        shutil.rmtree(old, ignore_errors=True)
+        removed.append(old)
+    if removed:
+        log.warning("removed %d folder(s) left beside %s by killed runs: %s", len(removed), final,
+                    ", ".join(p.name for p in removed))
+    return removed
+
+
+def _new_staging(final: Path) -> tuple[Path, int | None]:
+    """A fresh staging folder beside ``final``, locked by this process (see ``remove_stale_staging``);
+    unlocked (None) where the file system has no locks."""
+    for _ in range(5):  # another run's cleanup may take a folder between its mkdir and its lock
+        staging = final.parent / f".{final.name}.staging-{uuid.uuid4().hex[:8]}"
+        staging.mkdir()
+        try:
+            fd = _lock_folder(staging)
+        except OSError:
+            return staging, None  # remove_stale_staging cannot lock it either, so leaves it alone
+        if fd is not None:
+            return staging, fd
+    raise RuntimeError(f"could not lock a staging folder beside {final}")
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     """Write a whole directory or nothing.
 
     Yields a fresh staging folder beside ``final``; on success the old ``final`` (if any) is swapped
     out and the staging folder renamed into place, so readers never see a half-written run. On any
-    exception the staging folder is removed and ``final`` is left as it was.
+    exception the staging folder is removed and ``final`` is left as it was. A killed process cannot
+    clean up: the next writer of ``final`` removes what it left (``remove_stale_staging``), while
+    the staging folder of a live writer, locked for the whole write, is never touched.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:8]
-    staging = final.parent / f".{final.name}.staging-{token}"
-    staging.mkdir()
+    remove_stale_staging(final)
+    staging, lock = _new_staging(final)
+    token = staging.name.rsplit("-", 1)[-1]
     try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    old = final.parent / f".{final.name}.old-{token}"
-    if final.exists():
-        final.rename(old)
-    staging.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
+        try:
+            yield staging
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        old = final.parent / f".{final.name}.old-{token}"
+        if final.exists():
+            final.rename(old)
+        staging.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def neutralise_formulas(pdf):
+    """A copy of ``pdf`` (same grain) that a spreadsheet shows as text, never runs (OWASP CSV
+    injection): a text cell or column name starting with ``= + - @``, tab or carriage return gets a
+    leading single quote. Numeric columns, and text that is a plain number (``-12.5``), stay as
+    they are."""
+
+    def cell(value):
+        if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(value):
+            return "'" + value
+        return value
+
+    out = pdf.copy()
+    for col in out.columns:
+        if out[col].dtype == object or str(out[col].dtype) == "string":
+            out[col] = out[col].map(cell)
+    out.columns = [cell(c) for c in out.columns]
+    return out
 
 
 def write_csv_for_spreadsheets(pdf, path: str | os.PathLike) -> None:
-    """CSV that spreadsheets open correctly: UTF-8 with BOM, ISO dates. For bounded outputs (queues)."""
-    pdf.to_csv(path, index=False, encoding="utf-8-sig", date_format="%Y-%m-%d")
+    """CSV that spreadsheets open correctly and safely: UTF-8 with BOM, ISO dates, no cell that
+    starts a formula (``neutralise_formulas``), CRLF line ends (RFC 4180: a cell holding a line
+    break, even a lone carriage return, is then quoted and cannot split its row). For bounded
+    outputs (queues, rejected rows)."""
+    neutralise_formulas(pdf).to_csv(
+        path, index=False, encoding="utf-8-sig", date_format="%Y-%m-%d", lineterminator="\r\n"
+    )

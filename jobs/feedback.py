@@ -5,17 +5,22 @@ Input: a CSV (UTF-8, with or without BOM) with one row per audited case:
 | column | required | meaning |
 |---|---|---|
 | case_id | one of case_id / claim_id | the queue's case id (``CS-…``) |
-| claim_id | one of case_id / claim_id | the claim, when the case id is not at hand |
-| claim_source | with claim_id, unless the claim was queued | ``medical`` or ``pharmacy`` |
+| claim_id | one of case_id / claim_id | the queued claim, when the case id is not at hand |
+| claim_source | with a claim_id queued as both | ``medical`` or ``pharmacy`` |
 | outcome | yes | ``confirmed`` (improper), ``partial`` (partly improper), ``cleared`` (proper) |
-| recovered_amount | no | dollars recovered, ≥ 0 |
+| recovered_amount | no | dollars recovered: a finite number, ≥ 0, at most what the claim paid |
 | outcome_date | yes | ``YYYY-MM-DD``, not in the future |
 | note | no | free text, stored, never logged |
+
+A disposition closes a case the queue opened, so its claim must be a queued case (the case
+history under ``<history_dir>/queued/``); audits of claims never queued belong in the training
+input's ``labels`` table. The claim's paid amount, recorded with the case, caps recovered_amount.
 
 Every row is either accepted (stored under ``<history_dir>/dispositions/``) or rejected with its
 reason in ``<history_dir>/dispositions/rejected/`` and in the command's output — none is dropped.
 Importing the same file again replaces its own rows (idempotent). The next ``claimsentry train``
-reads accepted dispositions as labels (confirmed/partial → 1, cleared → 0).
+reads accepted dispositions as labels (confirmed/partial → 1, cleared → 0; the latest outcome per
+case wins, and replaces the input's label for the same claim).
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import math
 from pathlib import Path
 
 import pandas as pd
 
 from claimsentry import cases
 from claimsentry.errors import InputError
+from claimsentry.io import write_csv_for_spreadsheets
 
 log = logging.getLogger(__name__)
 
@@ -58,38 +65,44 @@ def _read(path: Path) -> pd.DataFrame:
 def check_rows(frame: pd.DataFrame, known: pd.DataFrame, today: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split feedback rows into accepted dispositions and rejected rows with every reason named.
 
-    ``known`` holds the queued cases (case_id, claim_id, claim_source); a row naming a case resolves
-    its claim from there, a row naming a claim finds its case there or derives the case id.
+    ``known`` holds the queued cases (case_id, claim_id, claim_source, and amount_paid where the
+    history recorded it); a row names its case directly or by its claim. Grain of both outputs: one
+    row per input row (accepted: ``DISPOSITION_COLUMNS`` without source_file; rejected: the input's
+    columns, source_row, reason).
     """
-    by_case = known.set_index("case_id")[["claim_id", "claim_source"]].to_dict("index")
+    known = known.assign(amount_paid=known.get("amount_paid"))  # absent in history written before it was kept
+    cols = ["case_id", "claim_id", "claim_source", "amount_paid"]
+    by_case = known.set_index("case_id")[cols[1:]].to_dict("index")
     by_claim: dict[str, list[dict]] = {}
-    for rec in known[["case_id", "claim_id", "claim_source"]].to_dict("records"):
+    for rec in known[cols].to_dict("records"):
         by_claim.setdefault(rec["claim_id"], []).append(rec)
 
     accepted, rejected = [], []
     for i, rec in enumerate(frame.to_dict("records"), start=2):  # line 1 is the header
         problems: list[str] = []
         case, claim, source = rec["case_id"], rec["claim_id"], rec["claim_source"].lower()
-        if case:
+        hit = None
+        if source and source not in CLAIM_SOURCES:
+            problems.append(f"claim_source {rec['claim_source']!r} is not medical or pharmacy")
+        elif case:
             hit = by_case.get(case)
             if hit is None:
                 problems.append(f"unknown case_id {case!r}")
-            else:
-                if claim and claim != hit["claim_id"]:
-                    problems.append(f"case_id {case} belongs to another claim")
-                claim, source = hit["claim_id"], hit["claim_source"]
+            elif claim and claim != hit["claim_id"]:
+                problems.append(f"case_id {case} belongs to another claim")
         elif claim:
             matches = [m for m in by_claim.get(claim, []) if not source or m["claim_source"] == source]
             if len(matches) == 1:
-                case, source = matches[0]["case_id"], matches[0]["claim_source"]
-            elif source in CLAIM_SOURCES:
-                case = cases.case_id(source, claim)  # audited outside the queue: still a label
+                hit = matches[0]
+            elif matches:
+                problems.append("claim_id was queued as both medical and pharmacy: give claim_source")
             else:
-                problems.append("claim_id was never queued: give claim_source (medical or pharmacy)")
+                problems.append("claim_id not found in any queued case")
         else:
             problems.append("case_id and claim_id both empty")
-        if source and source not in CLAIM_SOURCES:
-            problems.append(f"claim_source {rec['claim_source']!r} is not medical or pharmacy")
+        if hit is not None:
+            claim, source = hit["claim_id"], hit["claim_source"]
+            case = case or hit["case_id"]
 
         outcome = rec["outcome"].lower()
         if outcome not in cases.OUTCOMES:
@@ -105,12 +118,18 @@ def check_rows(frame: pd.DataFrame, known: pd.DataFrame, today: dt.date) -> tupl
 
         recovered = None
         if rec["recovered_amount"]:
+            paid = hit["amount_paid"] if hit is not None else None
             try:
                 recovered = float(rec["recovered_amount"].replace(",", "").lstrip("$"))
-                if not recovered >= 0:
-                    problems.append(f"recovered_amount {rec['recovered_amount']} is negative")
             except ValueError:
                 problems.append(f"recovered_amount {rec['recovered_amount']!r} is not a number")
+            else:
+                if not math.isfinite(recovered):
+                    problems.append(f"recovered_amount {rec['recovered_amount']!r} is not a finite number")
+                elif recovered < 0:
+                    problems.append(f"recovered_amount {rec['recovered_amount']} is negative")
+                elif paid is not None and not pd.isna(paid) and round(recovered, 2) > round(float(paid), 2):
+                    problems.append(f"recovered_amount {rec['recovered_amount']} exceeds the claim's paid amount ({float(paid):.2f})")
         if outcome == "cleared" and recovered:
             problems.append("a cleared case cannot have a recovered amount")
 
@@ -156,7 +175,7 @@ def ingest_feedback(settings, file_path, *, today: dt.date | None = None) -> dic
         accepted.to_parquet(tmp, index=False)
         tmp.replace(accepted_path)
     if len(rejected):
-        rejected.to_csv(rejected_path, index=False, encoding="utf-8-sig")
+        write_csv_for_spreadsheets(rejected, rejected_path)  # auditors open it: no cell may start a formula
     closed = set(accepted["case_id"]) & set(known["case_id"])
     log.info("feedback %s: %d accepted, %d rejected", path.name, len(accepted), len(rejected))
     return {

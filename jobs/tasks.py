@@ -248,10 +248,12 @@ def train_model(
         "decision": result.get("decision"),
         "promoted": bool(promotion["promote"]) if "promote" in promotion else promoted(result.get("decision")),
         "reason": promotion.get("reason"),
+        "labels_from_dispositions": result.get("labels_from_dispositions"),
         "metrics": result.get("metrics"),
     }
     _write_json(Path(summary_path), out)
-    log.info("trained %s: %s", out["model_version"], out["decision"])
+    log.info("trained %s: %s; %s labels from auditor dispositions", out["model_version"], out["decision"],
+             out["labels_from_dispositions"])
     return json.loads(json.dumps(out, default=str))
 
 

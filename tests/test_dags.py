@@ -244,6 +244,11 @@ def test_landing_check_waits_for_every_table_and_the_marker(tmp_path):
 
 
 def test_audit_feedback_dag_imports_inbox_and_fails_visibly_on_an_unreadable_file(airflow_home, dagbag, tmp_path, capfd):
+    from claimsentry import cases
+
+    opened = pd.DataFrame({"claim_id": ["M1", "M2"], "claim_source": "medical", "rank": [1, 2], "amount_paid": 500.0})
+    opened["case_id"] = [cases.case_id("medical", c) for c in opened["claim_id"]]
+    cases.record_queue(tmp_path / "data" / "cases", dt.date(2026, 1, 2), opened)  # the cases a daily run opened
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "good.csv").write_text(
@@ -341,6 +346,7 @@ def test_model_training_dag_trains_promotes_and_reports(trained_run):
     out = trained_run["output_root"] / "_training" / TRAINING_DATE
     summary = json.loads((out / "train_summary.json").read_text(encoding="utf-8"))
     assert summary["model_version"] == result["model_version"]
+    assert summary["labels_from_dispositions"] == 0  # a fresh case history: no disposition yet
     assert (out / "model_report.html").stat().st_size > 1000
 
 
@@ -381,7 +387,8 @@ def _compare_run_dirs(spark, a: Path, b: Path) -> None:
 def daily_runs(trained_run, dagbag, generated, tmp_path_factory):
     """dag.test of claims_daily for two dates (in-process path: validate, then score reusing its
     rows) with the session's champion, and an auditor's disposition of D1's top case imported
-    between them. ``{"work", "overrides", "runs", "top", "feedback"}``; the output root is
+    between them. Before D2's run, a killed earlier run of D2 left its staging folder (``stale``).
+    ``{"work", "overrides", "runs", "top", "feedback", "stale"}``; the output root is
     ``work / "out"``."""
     from claimsentry.config import load_settings
     from claimsentry.jobs.feedback import ingest_feedback
@@ -391,6 +398,10 @@ def daily_runs(trained_run, dagbag, generated, tmp_path_factory):
     overrides = {"data_dir": str(trained_run["settings"].data_dir), "queue.history_dir": str(work / "history")}
     daily = {"claims_root": str(generated), "output_root": str(work / "out"), "spark_submit": False, "settings_overrides": overrides}
     runs, top, feedback = {}, None, None
+    # what a score run of D2 killed mid-run leaves: its staging folder with a typed copy of the input
+    stale = work / "out" / f".{D2}.staging-0dead0d2"
+    (stale / "_accepted" / "medical_claim").mkdir(parents=True)
+    (stale / "_accepted" / "medical_claim" / "part-00000.parquet").write_text("typed rows of a killed run")
     with without_retries(dagbag.dags["claims_daily"]) as dag:
         for ds in (D1, D2):
             runs[ds] = dag.test(logical_date=utc(ds), run_conf=daily)
@@ -400,7 +411,7 @@ def daily_runs(trained_run, dagbag, generated, tmp_path_factory):
                 pd.DataFrame([{"case_id": top["case_id"], "outcome": "confirmed", "recovered_amount": "100",
                                "outcome_date": D1}]).to_csv(dispositions, index=False)
                 feedback = ingest_feedback(load_settings(environ={}, overrides=overrides), dispositions)
-    return {"work": work, "overrides": overrides, "runs": runs, "top": top, "feedback": feedback}
+    return {"work": work, "overrides": overrides, "runs": runs, "top": top, "feedback": feedback, "stale": stale}
 
 
 @pytest.mark.slow
@@ -467,6 +478,7 @@ def test_claims_daily_dag_cases_and_a_rerun_of_a_date(daily_runs, generated, spa
     # score_and_queue read the rows validate had checked (same input), then dropped that copy
     assert summary["gate"]["reused_from"] == str(gate_dir)
     assert sorted(p.name for p in gate_dir.iterdir()) == ["data_quality", "gate_summary.json", "quarantine"]
+    assert not daily_runs["stale"].exists(), "D2's run left the killed run's staging folder"
     assert sorted(p.name for p in (work / "out").iterdir()) == [D1, D2, "_staging"]
     # D2 (same files as D1) queued none of D1's cases, open or closed: the case history was read
     queues = {ds: pd.read_parquet(work / "out" / ds / "claim_queue.parquet") for ds in (D1, D2)}
