@@ -9,7 +9,9 @@ plus the billed DRG for medical claims, NDCs for pharmacy claims.
   and paid amount (to the cent). Every claim of such a group is flagged: which one is the copy is
   the auditor's call (paid dates do not tell reliably; a copy is often paid first). Each names
   another member of its group in ``duplicate_of_claim_id`` (the earliest paid, or for that one the
-  next).
+  next). ``exact_duplicate_later`` marks every claim of the group but the one with the lowest claim
+  id: payers number claims as they receive them (ICN/DCN), so a higher number was billed later —
+  the copy, which the knowledge base treats as certain (rule DUP004).
 - near duplicate: the previous claim of the same person with the same signature (ordered by service
   date) lies within ``near_duplicate_days`` days and is not an exact copy (a different provider,
   date or amount). The later claim is flagged.
@@ -27,6 +29,7 @@ from claimsentry.features.drg import inpatient_stays
 
 FEATURES: dict[str, str] = {
     "exact_duplicate": "1 if another claim has the same person, provider, service codes, date and paid amount",
+    "exact_duplicate_later": "1 if an exact duplicate with a lower claim id (received earlier) exists: this claim is the copy",
     "near_duplicate": (
         "1 if the member's previous claim with the same service codes is within near_duplicate_days days"
         " but differs in provider, date or amount"
@@ -80,6 +83,7 @@ def duplicate_features(claims: DataFrame, signatures: DataFrame, *, near_duplica
     rank = F.row_number().over(exact_w)
     group_size = F.count(F.lit(1)).over(exact_w.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing))
     other = F.when(rank > 1, F.first("claim_id").over(exact_w)).otherwise(F.lead("claim_id").over(exact_w))
+    first_received = F.min("claim_id").over(exact_w.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing))
     exact_ok = keyed & F.col("billing_npi").isNotNull() & F.col("_cents").isNotNull()
 
     near_w = Window.partitionBy("claim_source", "person_id", "service_signature").orderBy(
@@ -97,6 +101,7 @@ def duplicate_features(claims: DataFrame, signatures: DataFrame, *, near_duplica
         "claim_id",
         "claim_source",
         F.when(exact_ok & (group_size > 1), 1.0).otherwise(0.0).alias("exact_duplicate"),
+        F.when(exact_ok & (group_size > 1) & (F.col("claim_id") != first_received), 1.0).otherwise(0.0).alias("exact_duplicate_later"),
         F.when(keyed & F.coalesce(near, F.lit(False)), 1.0).otherwise(0.0).alias("near_duplicate"),
         F.when(exact_ok & (group_size > 1), other).alias("duplicate_of_claim_id"),
         F.when(keyed & F.coalesce(near, F.lit(False)), F.lag("claim_id").over(near_w)).alias("near_duplicate_of_claim_id"),

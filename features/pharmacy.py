@@ -36,6 +36,7 @@ FEATURES: dict[str, str] = {
     "member_opioid_prescribers_90d": "distinct prescribers of the member's opioid fills in the 90 days up to the fill date",
     "member_opioid_pharmacies_90d": "distinct pharmacies dispensing the member's opioid fills in the 90 days up to the fill date",
     "early_refill_share": "share of the previous same-drug fill's supply still left at this fill (0..1)",
+    "pharmacy_early_refill_rate_90d": "on an early refill (>= 25% of the previous supply left): share of the pharmacy's refills in the 90 days up to it that were early too",
     "opioid_benzo_overlap": "1 when this opioid or benzodiazepine fill starts while both an opioid and a benzodiazepine supply are active",
     "controlled_fill": "1 when the drug is a DEA-scheduled (CII-CV) controlled substance",
     "prescriber_opioid_share_vs_peers": "prescriber's share of fills that are opioids / mean share of peer prescribers",
@@ -61,7 +62,7 @@ CONTEXT_COLUMNS: tuple[str, ...] = (
 DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "days_supply": (
         "mme_per_day", "member_mme_per_day_max_90d", "member_days_ge_90mme_90d", "early_refill_share",
-        "opioid_benzo_overlap", "prescriber_mean_mme_vs_peers",
+        "opioid_benzo_overlap", "prescriber_mean_mme_vs_peers", "pharmacy_early_refill_rate_90d",
     ),
     "quantity": (
         "mme_per_day", "member_mme_per_day_max_90d", "member_days_ge_90mme_90d", "prescriber_mean_mme_vs_peers",
@@ -71,7 +72,7 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
         "member_opioid_prescribers_90d", "prescriber_opioid_share_vs_peers", "prescriber_mean_mme_vs_peers",
         "prescriber_new_patient_rate", "pharmacy_top_prescriber_share",
     ),
-    "dispensing_provider_npi": ("member_opioid_pharmacies_90d", "pharmacy_top_prescriber_share"),
+    "dispensing_provider_npi": ("member_opioid_pharmacies_90d", "pharmacy_top_prescriber_share", "pharmacy_early_refill_rate_90d"),
 }
 
 HIGH_MME_PER_DAY = 90.0  # CDC 2016/2022 guideline: avoid or carefully justify >= 90 MME/day
@@ -229,6 +230,23 @@ def prescriber_features(fills: DataFrame, *, min_prescriber_fills: int = 10, min
     )
 
 
+EARLY_REFILL_SHARE = 0.25  # a refill with at least this share of the previous supply left is early
+
+
+def pharmacy_early_refills(fills: DataFrame, *, window_days: int = 90) -> DataFrame:
+    """Per fill (claim_id, pharmacy_npi): ``pharmacy_early_refill_rate_90d``, the share of the
+    pharmacy's refills (fills with a previous same-drug fill) in the ``window_days`` up to this
+    fill that were early; set on early refills only, so the pharmacy's pattern weighs on the fills
+    that show it. Trailing window: a pharmacy that starts refilling early shows at once."""
+    refills = fills.where(F.col("early_refill_share").isNotNull() & F.col("pharmacy_npi").isNotNull())
+    w = Window.partitionBy("pharmacy_npi").orderBy("day").rangeBetween(-(window_days - 1), 0)
+    early = (F.col("early_refill_share") >= EARLY_REFILL_SHARE).cast("double")
+    rate = F.sum(early).over(w) / F.count(F.lit(1)).over(w)
+    return refills.select(
+        "claim_id", F.when(early == 1.0, rate).alias("pharmacy_early_refill_rate_90d")
+    ).groupBy("claim_id").agg(F.max("pharmacy_early_refill_rate_90d").alias("pharmacy_early_refill_rate_90d"))
+
+
 def pharmacy_concentration(fills: DataFrame, *, min_pharmacy_controlled_fills: int = 10) -> DataFrame:
     """One row per pharmacy_npi with at least ``min_pharmacy_controlled_fills`` controlled fills
     naming a prescriber: the share written by its most frequent prescriber, and who that is."""
@@ -302,6 +320,7 @@ def pharmacy_features(
         "prescriber_npi",
         "left",
     )
+    fills = fills.join(pharmacy_early_refills(fills, window_days=window_days), "claim_id", "left")
     conc = pharmacy_concentration(fills, min_pharmacy_controlled_fills=min_pharmacy_controlled_fills)
     fills = fills.join(F.broadcast(conc), "pharmacy_npi", "left").withColumn(
         "pharmacy_top_prescriber_share",

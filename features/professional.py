@@ -27,6 +27,9 @@ EM_HIGH_CODES: tuple[str, ...] = ("99205", "99215")
 FEATURES: dict[str, str] = {
     "provider_em_high_share": "share of the provider's office E/M lines billed at the highest level (99205/99215)",
     "provider_em_high_share_to_peers": "provider's highest-level E/M share / the same share over all other providers' E/M lines",
+    "em_billed_top_level": "1 if the claim bills an office E/M visit at the highest level (99205/99215), 0 if at a lower one",
+    "provider_em_high_share_90d_to_peers": "provider's highest-level E/M share over the 90 days up to the claim / the pooled share of all other providers",
+    "provider_em_high_share_rise": "provider's highest-level E/M share over the 90 days up to the claim minus its share over all its lines (a practice that starts upcoding)",
     "units_to_code_p99": "highest units on a line of the claim / 99th percentile of units on lines of the same HCPCS code",
     "charge_to_code_median": "highest charge per unit on a line of the claim / median charge per unit of the same HCPCS code",
     "same_day_repeat_count": "most extra lines of one HCPCS code for the member on one service day (0 = no repeat)",
@@ -85,6 +88,22 @@ def em_mix(lines: DataFrame, *, min_provider_em_lines: int = 20) -> DataFrame:
     )
 
 
+def em_recent_share(lines: DataFrame, *, window_days: int = 90, min_window_em_lines: int = 10) -> DataFrame:
+    """One row per office E/M line (claim_id, provider_npi, service_date, hcpcs_code) with
+    ``em_high_share_recent``: the provider's share of highest-level E/M lines among its E/M lines
+    dated in the ``window_days`` up to this line's date (null below ``min_window_em_lines`` lines).
+    Only earlier and same-day lines count, so a claim's value never depends on later claims."""
+    em = lines.where(F.col("hcpcs_code").isin(*EM_CODES) & F.col("provider_npi").isNotNull() & F.col("service_date").isNotNull())
+    day = F.datediff(F.col("service_date"), F.lit("1970-01-01").cast("date"))
+    w = Window.partitionBy("provider_npi").orderBy("_day").rangeBetween(-int(window_days), 0)
+    high = F.col("hcpcs_code").isin(*EM_HIGH_CODES).cast("double")
+    em = em.withColumn("_day", day).withColumn("_high", high)
+    n, k = F.count(F.lit(1)).over(w), F.sum("_high").over(w)
+    return em.select(
+        "claim_id", "provider_npi", "_high", F.when(n >= int(min_window_em_lines), k / n).alias("em_high_share_recent")
+    )
+
+
 def code_ratios(lines: DataFrame, *, min_code_lines: int = 20) -> DataFrame:
     """Per line: units / p99 of the code's units and charge per unit / the code's median charge
     per unit; null for codes with fewer than ``min_code_lines`` lines."""
@@ -115,16 +134,31 @@ def professional_features(
     unavailable: list[str] | tuple[str, ...] = (),
     min_provider_em_lines: int = 20,
     min_code_lines: int = 20,
+    em_window_days: int = 90,
+    min_window_em_lines: int = 10,
 ) -> DataFrame:
     """One row per professional medical claim_id (claim_source 'medical'): ``FEATURES`` (doubles;
     those in ``unavailable`` null) and ``CONTEXT_COLUMNS`` for reasons."""
     prof = professional_lines(lines, header)
     prof = code_ratios(prof, min_code_lines=min_code_lines)
+    mix = em_mix(prof, min_provider_em_lines=min_provider_em_lines)
     repeat_w = Window.partitionBy("person_id", "service_date", "hcpcs_code")
     prof = prof.withColumn(
         "_repeats", F.when(F.col("hcpcs_code").isNotNull(), F.count(F.lit(1)).over(repeat_w) - 1)
-    ).join(em_mix(prof, min_provider_em_lines=min_provider_em_lines), "provider_npi", "left")
+    ).join(mix, "provider_npi", "left")
     has_em = F.col("hcpcs_code").isin(*EM_CODES)
+    recent = (
+        em_recent_share(prof, window_days=em_window_days, min_window_em_lines=min_window_em_lines)
+        .join(mix, "provider_npi", "left")
+        .groupBy("claim_id")
+        .agg(
+            F.max("_high").alias("em_billed_top_level"),
+            F.max(F.when(F.col("peer_em_high_share") > 0, F.col("em_high_share_recent") / F.col("peer_em_high_share"))).alias(
+                "provider_em_high_share_90d_to_peers"
+            ),
+            F.max(F.col("em_high_share_recent") - F.col("provider_em_high_share")).alias("provider_em_high_share_rise"),
+        )
+    )
     claims = prof.groupBy("claim_id").agg(
         F.max(F.when(has_em, F.col("provider_em_high_share"))).alias("provider_em_high_share"),
         F.max(F.when(has_em, F.col("provider_em_high_share_to_peers"))).alias("provider_em_high_share_to_peers"),
@@ -132,8 +166,11 @@ def professional_features(
         F.max_by(F.struct("_units_ratio", "hcpcs_code", "units", "units_code_p99"), F.col("_units_ratio")).alias("_u"),
         F.max_by(F.struct("_charge_ratio", "hcpcs_code", "charge_per_unit", "charge_code_median"), F.col("_charge_ratio")).alias("_c"),
         F.max_by(F.struct(F.col("_repeats").cast("double").alias("n"), "hcpcs_code"), F.struct("_repeats", "hcpcs_code")).alias("_r"),
-    )
+    ).join(recent, "claim_id", "left")
     cols = {
+        "em_billed_top_level": F.col("em_billed_top_level"),
+        "provider_em_high_share_90d_to_peers": F.col("provider_em_high_share_90d_to_peers"),
+        "provider_em_high_share_rise": F.col("provider_em_high_share_rise"),
         "provider_em_high_share": F.col("provider_em_high_share"),
         "provider_em_high_share_to_peers": F.col("provider_em_high_share_to_peers"),
         "units_to_code_p99": F.col("_u._units_ratio"),
@@ -172,5 +209,7 @@ def build(ctx) -> tuple[DataFrame | None, dict[str, str]]:
         unavailable=missing,
         min_provider_em_lines=int(ctx.param("min_provider_em_lines", 20)),
         min_code_lines=int(ctx.param("min_code_lines", 20)),
+        em_window_days=int(ctx.param("em_window_days", 90)),
+        min_window_em_lines=int(ctx.param("min_window_em_lines", 10)),
     )
     return frame, FEATURES

@@ -264,18 +264,18 @@ def test_exact_and_near_duplicates(spark):
     header = medical_claim_header(lines)
     base = medical_base(header).unionByName(pharmacy_base(rx))
     out = dup_block.duplicate_features(base, dup_block.service_signatures(lines, header, rx), near_duplicate_days=3)
-    got = {(r["claim_id"], r["claim_source"]): (r["exact_duplicate"], r["near_duplicate"], r["duplicate_of_claim_id"],
-                                                r["near_duplicate_of_claim_id"])
+    got = {(r["claim_id"], r["claim_source"]): (r["exact_duplicate"], r["exact_duplicate_later"], r["near_duplicate"],
+                                                r["duplicate_of_claim_id"], r["near_duplicate_of_claim_id"])
            for r in out.collect()}
     assert got == {
-        ("M1", "medical"): (1.0, 0.0, "M2", None),  # both of an exact pair are flagged
-        ("M2", "medical"): (1.0, 0.0, "M1", None),
-        ("M3", "medical"): (0.0, 1.0, None, "M2"),  # 2 days after the previous same-service claim
-        ("M4", "medical"): (0.0, 0.0, None, None),
-        ("M5", "medical"): (0.0, 0.0, None, None),
-        ("M6", "medical"): (0.0, 0.0, None, None),  # single-line signature differs from M1's two codes
-        ("R1", "pharmacy"): (1.0, 0.0, "R2", None),  # R2 was paid first: named as the other claim
-        ("R2", "pharmacy"): (1.0, 0.0, "R1", None),
+        ("M1", "medical"): (1.0, 0.0, 0.0, "M2", None),  # both of an exact pair are flagged
+        ("M2", "medical"): (1.0, 1.0, 0.0, "M1", None),  # M2, numbered after M1, is the later copy
+        ("M3", "medical"): (0.0, 0.0, 1.0, None, "M2"),  # 2 days after the previous same-service claim
+        ("M4", "medical"): (0.0, 0.0, 0.0, None, None),
+        ("M5", "medical"): (0.0, 0.0, 0.0, None, None),
+        ("M6", "medical"): (0.0, 0.0, 0.0, None, None),  # single-line signature differs from M1's two codes
+        ("R1", "pharmacy"): (1.0, 0.0, 0.0, "R2", None),  # R2 was paid first: named as the other claim
+        ("R2", "pharmacy"): (1.0, 1.0, 0.0, "R1", None),  # ...but was received after R1: the copy
     }
 
 

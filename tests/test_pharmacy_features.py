@@ -83,21 +83,22 @@ PARAMS = {
 COLS = list(pharmacy.FEATURES)
 N = None
 # Expected, per claim, in FEATURES order:
-# mme, max90, days>=90, prescribers, pharmacies, early, overlap, controlled, presc_share_vs, presc_mme_vs,
+# mme, max90, days>=90, prescribers, pharmacies, early, pharmacy_early_rate (on early refills: R2's and
+# R3's only refill is early -> 1.0), overlap, controlled, presc_share_vs, presc_mme_vs,
 # new_patient_rate, pharmacy_top_share, brand_when_generic, cost_to_peer
 # Prescribers: P1 3 fills (1 opioid, share 1/3; peers' mean share = (1/3 + 0)/2 = 1/6 -> 2.0; mean MME 30
 # vs median of [30, 45, 45] = 45 -> 0.667; 2 patients / 3 fills); P4 4 fills, 0 opioids, 1 patient.
 EXPECTED = {
-    "c1": (30.0, 30.0, 0.0, 1.0, 1.0, N, 0.0, 1.0, 2.0, 2 / 3, 2 / 3, 1.0, 0.0, 1.0),
-    "c2": (45.0, 75.0, 0.0, 2.0, 2.0, 20 / 30, 0.0, 1.0, N, 1.0, N, N, 0.0, 1.0),
-    "c3": (45.0, 120.0, 1.0, 3.0, 3.0, 20 / 30, 0.0, 1.0, N, 1.0, N, N, 0.0, 1.0),
-    "c4": (N, 120.0, 5.0, 3.0, 3.0, N, 1.0, 1.0, 2.0, 2 / 3, 2 / 3, 1.0, 0.0, N),
-    "c5": (N, 0.0, 0.0, 0.0, 0.0, N, 0.0, 0.0, 2.0, 2 / 3, 2 / 3, N, 1.0, 10.0),
-    "c6": (N, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, N, 0.25, N, 0.0, 1.0),
-    "c7": (N, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, N, 0.25, N, 0.0, 1.0),
-    "c8": (N, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, N, 0.25, N, 0.0, 1.0),
-    "c9": (N, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, N, 0.25, N, 0.0, 1.0),
-    "c10": (N, 0.0, 0.0, 0.0, 0.0, N, 0.0, N, N, N, N, N, N, N),
+    "c1": (30.0, 30.0, 0.0, 1.0, 1.0, N, N, 0.0, 1.0, 2.0, 2 / 3, 2 / 3, 1.0, 0.0, 1.0),
+    "c2": (45.0, 75.0, 0.0, 2.0, 2.0, 20 / 30, 1.0, 0.0, 1.0, N, 1.0, N, N, 0.0, 1.0),
+    "c3": (45.0, 120.0, 1.0, 3.0, 3.0, 20 / 30, 1.0, 0.0, 1.0, N, 1.0, N, N, 0.0, 1.0),
+    "c4": (N, 120.0, 5.0, 3.0, 3.0, N, N, 1.0, 1.0, 2.0, 2 / 3, 2 / 3, 1.0, 0.0, N),
+    "c5": (N, 0.0, 0.0, 0.0, 0.0, N, N, 0.0, 0.0, 2.0, 2 / 3, 2 / 3, N, 1.0, 10.0),
+    "c6": (N, 0.0, 0.0, 0.0, 0.0, 0.0, N, 0.0, 0.0, 0.0, N, 0.25, N, 0.0, 1.0),
+    "c7": (N, 0.0, 0.0, 0.0, 0.0, 0.0, N, 0.0, 0.0, 0.0, N, 0.25, N, 0.0, 1.0),
+    "c8": (N, 0.0, 0.0, 0.0, 0.0, 0.0, N, 0.0, 0.0, 0.0, N, 0.25, N, 0.0, 1.0),
+    "c9": (N, 0.0, 0.0, 0.0, 0.0, 0.0, N, 0.0, 0.0, 0.0, N, 0.25, N, 0.0, 1.0),
+    "c10": (N, 0.0, 0.0, 0.0, 0.0, N, N, 0.0, N, N, N, N, N, N, N),
 }
 
 
@@ -177,7 +178,7 @@ def test_sparse_feed_leaves_dependent_features_null_and_names_them(spark):
     frame = pharmacy.build(ctx)[0].cache()
     unavailable = {
         "mme_per_day", "member_mme_per_day_max_90d", "member_days_ge_90mme_90d", "member_opioid_prescribers_90d",
-        "member_opioid_pharmacies_90d", "early_refill_share", "opioid_benzo_overlap",
+        "member_opioid_pharmacies_90d", "early_refill_share", "pharmacy_early_refill_rate_90d", "opioid_benzo_overlap",
         "prescriber_opioid_share_vs_peers", "prescriber_mean_mme_vs_peers", "prescriber_new_patient_rate",
         "pharmacy_top_prescriber_share",
     }

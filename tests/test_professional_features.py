@@ -56,27 +56,32 @@ LINES = [
     # an institutional claim gets no professional row
     {**line("i1", 1, "Z", "2024-03-05", "H1", "99215", 1.0, None), "claim_type": "institutional", "bill_type_code": "131"},
 ]
-PARAMS = {"min_provider_em_lines": 2, "min_code_lines": 3}
+PARAMS = {"min_provider_em_lines": 2, "min_code_lines": 3, "em_window_days": 2, "min_window_em_lines": 2}
 COLS = list(professional.FEATURES)
 N = None
-# em_high_share, em_high_share_to_peers, units_to_code_p99, charge_to_code_median, same_day_repeat_count
+# em_high_share, em_high_share_to_peers, em_billed_top_level, em_high_share_90d_to_peers (here: the 2
+# days up to the line, at least 2 lines), em_high_share_rise, units_to_code_p99, charge_to_code_median,
+# same_day_repeat_count.
 # E/M lines: 8 professional, 4 at 99215/99205. D1: 3/3 vs others (4-3)/(8-3) = 0.2 -> 5.0;
-# D2: 1/4 vs (4-1)/(8-4) = 0.75 -> 1/3. 97110: p99 of units [1, 2, 2, 12] = 12; median charge/unit 50.
+# D2: 1/4 vs (4-1)/(8-4) = 0.75 -> 1/3. Recent share: e2 and e3 see D1's 99215s only (1.0 -> 5.0, no
+# rise); e5, e6 see D2's lower levels (0, a fall of 0.25); e7 sees e5-e7, one 99215 in three:
+# (1/3) / 0.75 = 4/9, a rise of 1/3 - 1/4. e1, e4 (first line) and e8 have too few lines.
+# 97110: p99 of units [1, 2, 2, 12] = 12; median charge/unit 50.
 EXPECTED = {
-    "e1": (1.0, 5.0, 1.0, N, 0.0),
-    "e2": (1.0, 5.0, 1.0, N, 0.0),
-    "e3": (1.0, 5.0, 1.0, N, 0.0),
-    "e4": (0.25, 1 / 3, 1.0, N, 0.0),
-    "e5": (0.25, 1 / 3, 1.0, N, 0.0),
-    "e6": (0.25, 1 / 3, N, N, 0.0),  # 99214 has 1 line < min_code_lines
-    "e7": (0.25, 1 / 3, 1.0, N, 0.0),
-    "e8": (N, N, 1.0, N, 0.0),
-    "u1": (N, N, 1 / 12, 1.0, 0.0),
-    "u2": (N, N, 2 / 12, 1.0, 0.0),
-    "u3": (N, N, 2 / 12, 1.0, 0.0),
-    "u4": (N, N, 1.0, 2.0, 0.0),
-    "r1": (N, N, 1.0, N, 2.0),
-    "r2": (N, N, 1.0, N, 2.0),
+    "e1": (1.0, 5.0, 1.0, N, N, 1.0, N, 0.0),
+    "e2": (1.0, 5.0, 1.0, 5.0, 0.0, 1.0, N, 0.0),
+    "e3": (1.0, 5.0, 1.0, 5.0, 0.0, 1.0, N, 0.0),
+    "e4": (0.25, 1 / 3, 0.0, N, N, 1.0, N, 0.0),
+    "e5": (0.25, 1 / 3, 0.0, 0.0, -0.25, 1.0, N, 0.0),
+    "e6": (0.25, 1 / 3, 0.0, 0.0, -0.25, N, N, 0.0),  # 99214 has 1 line < min_code_lines
+    "e7": (0.25, 1 / 3, 1.0, 4 / 9, 1 / 12, 1.0, N, 0.0),
+    "e8": (N, N, 0.0, N, N, 1.0, N, 0.0),
+    "u1": (N, N, N, N, N, 1 / 12, 1.0, 0.0),
+    "u2": (N, N, N, N, N, 2 / 12, 1.0, 0.0),
+    "u3": (N, N, N, N, N, 2 / 12, 1.0, 0.0),
+    "u4": (N, N, N, N, N, 1.0, 2.0, 0.0),
+    "r1": (N, N, N, N, N, 1.0, N, 2.0),
+    "r2": (N, N, N, N, N, 1.0, N, 2.0),
 }
 
 
@@ -138,6 +143,9 @@ def test_sparse_feed_without_units_or_charges(spark):
     assert counts == {
         "provider_em_high_share": 7,
         "provider_em_high_share_to_peers": 7,
+        "em_billed_top_level": 8,
+        "provider_em_high_share_90d_to_peers": 5,
+        "provider_em_high_share_rise": 5,
         "units_to_code_p99": 0,
         "charge_to_code_median": 0,
         "same_day_repeat_count": 14,

@@ -51,7 +51,9 @@ def pharmacy_fills(rng: np.random.Generator, m: Members, prov: Providers, ref: R
                "lisinopril_20", "amlodipine_5", "levothyroxine_50", "omeprazole_20", "sertraline_50", "metoprolol_25"]
     n_drugs = rng.binomial(3, np.clip(0.1 + m.age / 120, 0, 0.9))
     who = _repeat_index(n_drugs)
-    drug = rng.choice(np.array(chronic, dtype=object), len(who))
+    # distinct drugs per member: two monthly series of one drug would be refills every ~15 days
+    nth = np.arange(len(who)) - np.repeat(np.cumsum(n_drugs) - n_drugs, n_drugs)
+    drug = np.array(chronic, dtype=object)[np.argsort(rng.random((m.n, len(chronic))), axis=1)[who, nth]]
     first = np.maximum(m.s1[who], start) + rng.integers(0, 40, len(who))
     span = np.where(m.s2[who] != NULL_DAY, m.e2[who], m.e1[who]) - first
     n_fills = np.maximum(0, span // 30 + 1)
@@ -116,7 +118,7 @@ def _shopping_start(rng: np.random.Generator, m: Members, who: np.ndarray, late_
     """First fill day of each shopper: a covered day, or for ``LATE_SHARE`` of them (the late, never
     labelled shoppers) a day in the first month from ``late_start``."""
     day = m.sample_dates(rng, who)
-    late = rng.random(len(who)) < LATE_SHARE
+    late = (rng.random(len(who)) < LATE_SHARE) & (np.arange(len(who)) > 0)  # never all: small runs show every scheme
     return np.where(late, late_start + rng.integers(0, 30, len(who)), day)
 
 
