@@ -1,7 +1,9 @@
 """Audit queues: which claims and providers an audit team opens first, and why.
 
-Ranking is by expected recovery (score x amount at risk x recovery rate) among claims scoring at
-least ``min_score``; ties break on claim_id so a re-run of the same date gives the same queue.
+Claims that break a certain rule (service after death, outside enrollment, the later copy of an exact
+duplicate: ``certain: true`` in the rules knowledge base) come first; then ranking is by expected recovery (score x amount at risk x
+recovery rate) among claims scoring at least ``min_score``; ties break on claim_id so a re-run of the
+same date gives the same queue.
 Queues are bounded by capacity, so only the queued rows (never the scored claims) reach the driver
 to have their reasons rendered.
 """
@@ -18,6 +20,7 @@ from pyspark.sql import functions as F
 
 from claimsentry import reasons as R
 from claimsentry.exact import exact_avg, exact_sum
+from claimsentry.models.scoring import CERTAIN_SCORE
 
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 
@@ -65,7 +68,9 @@ def select_claims(scored: DataFrame, params: QueueParams, *, exclude: DataFrame 
     pharmacy team audits 50 a day, the hospital team 150); the queue as a whole stays within
     ``claim_capacity``.
     """
-    order = [F.col("expected_recovery").desc(), F.col("score").desc(), F.col("claim_id"), F.col("claim_source")]
+    # claims that break a certain rule first (models.scoring.certain_tier), then by money expected back
+    certain = (F.col("score") >= F.lit(CERTAIN_SCORE)).desc()
+    order = [certain, F.col("expected_recovery").desc(), F.col("score").desc(), F.col("claim_id"), F.col("claim_source")]
     candidates = with_money(scored, params).where(F.col("score") >= params.min_score)
     if exclude is not None:
         candidates = candidates.join(exclude.select("claim_id", "claim_source"), ["claim_id", "claim_source"], "left_anti")

@@ -17,6 +17,10 @@ YAML shape (one file per area; every ``rules_*.yaml`` shipped in ``claimsentry.c
         applies_to: medical             # optional: medical | pharmacy
         when: "los_to_gmlos >= 3"       # Spark SQL boolean over claim_features columns
         reason: "stay {los_days:.0f} days vs {drg_gmlos_days:.1f} expected for DRG {billed_drg}"
+        certain: false                  # optional: true = a hit is an improper payment on its face (service
+                                        # after death, outside enrollment); such claims rank above every
+                                        # claim that is only unusual, whatever the model says
+
 
 Null safety: a rule fires only when its ``when`` is true AND every column in ``reads`` is non-null
 on the claim (a rule whose inputs are unknown does not fire).
@@ -38,7 +42,7 @@ from pyspark.sql.types import BooleanType
 from claimsentry.errors import InputError
 
 REQUIRED_KEYS = ("id", "name", "scheme", "severity", "description", "reads", "when", "reason")
-OPTIONAL_KEYS = ("applies_to",)
+OPTIONAL_KEYS = ("applies_to", "certain")
 SEVERITIES = ("high", "medium", "low")
 CLAIM_SOURCES = ("medical", "pharmacy")
 SCHEMES = (
@@ -147,6 +151,8 @@ def _check_rule(rule, source: str) -> dict:
         reads = [reads]
     if not isinstance(reads, list) or not all(isinstance(c, str) and _COLUMN.match(c) for c in reads):
         raise InputError(f"{label}: reads must be a list of column names, got {rule['reads']!r}")
+    if rule.get("certain") is not None and not isinstance(rule["certain"], bool):
+        raise InputError(f"{label}: certain must be true or false, got {rule['certain']!r}")
     if not isinstance(rule["when"], str):
         raise InputError(f"{label}: `when` must be a string (Spark SQL boolean)")
     try:
@@ -159,6 +165,11 @@ def _check_rule(rule, source: str) -> dict:
         except ValueError as err:
             raise InputError(f"{label}: {err}") from None
     return {**rule, "id": rule_id, "reads": list(reads), "source": source}
+
+
+def certain_rule_columns(rules: list[dict]) -> list[str]:
+    """The ``rule_<ID>`` columns of the rules marked ``certain: true``."""
+    return [f"rule_{r['id']}" for r in rules if r.get("certain")]
 
 
 def load_rules(paths: Iterable[str | Path] | None = None, *, packaged: bool = True) -> list[dict]:

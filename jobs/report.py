@@ -440,7 +440,7 @@ def metrics_section(artifacts: Mapping[str, Any], *, default_capacity: int) -> d
                          METRIC_EXPLANATIONS[key].format(capacity=f"{capacity:,}")])
     general = [[key, fmt(metrics[key], METRIC_KINDS.get(key, "float"), 4), METRIC_EXPLANATIONS[key]]
                for key in GENERAL_METRICS if key in metrics and metrics[key] is not None]
-    shown = set(PER_TRUTH_METRICS) | set(GENERAL_METRICS) | {"audit_labels", "truth", "per_scheme_recall"}
+    shown = set(PER_TRUTH_METRICS) | set(GENERAL_METRICS) | {"audit_labels", "truth", "per_scheme_recall", "unknown_perpetrators"}
     other = [pair for key, value in metrics.items() if key not in shown for pair in _flatten(value, key)]
     schemes = metrics.get("per_scheme_recall") or {}
     return {
@@ -452,8 +452,29 @@ def metrics_section(artifacts: Mapping[str, Any], *, default_capacity: int) -> d
         "rows": rows,
         "general_rows": general,
         "scheme_rows": [[k, fmt(v, "pct")] for k, v in sorted(schemes.items())],
+        **unknown_perpetrator_rows(metrics.get("unknown_perpetrators")),
         "other_rows": other,
     }
+
+
+def unknown_perpetrator_rows(unknown: Mapping[str, Any] | None) -> dict:
+    """The held-out-perpetrator table: per scheme, recall in the top 5% for the claims of
+    perpetrators nobody labelled and of those already labelled, with counts; and the headline
+    figures (PR-AUC, precision in the top 1%, look-alikes in the top 5%). Empty without truth."""
+    if not unknown:
+        return {"unknown_rows": [], "unknown_summary": []}
+    never, known = unknown.get("recall_top5_never_labelled_by_scheme") or {}, unknown.get("recall_top5_labelled_by_scheme") or {}
+    n_never, n_known = unknown.get("never_labelled_claims_by_scheme") or {}, unknown.get("labelled_claims_by_scheme") or {}
+    rows = [[k, fmt(never.get(k), "pct"), f"{n_never.get(k, 0):,}", fmt(known.get(k), "pct"), f"{n_known.get(k, 0):,}"]
+            for k in sorted(set(never) | set(known))]
+    summary = [
+        ["PR-AUC (generator truth)", fmt(unknown.get("pr_auc"), "float", 4)],
+        ["precision in the top 1%", fmt(unknown.get("precision_top1"), "pct")],
+        ["recall in the top 5%, never-labelled perpetrators", fmt(unknown.get("recall_top5_never_labelled"), "pct")],
+        ["lowest scheme's recall in the top 5%, never-labelled", fmt(unknown.get("min_recall_top5_never_labelled"), "pct")],
+        ["legitimate look-alikes in the top 5%", fmt(unknown.get("lookalike_share_top5"), "pct")],
+    ]
+    return {"unknown_rows": rows, "unknown_summary": summary}
 
 
 def _plot(fn: Callable[..., bytes], *args, **kwargs) -> str:

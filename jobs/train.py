@@ -48,6 +48,8 @@ TEST_PREDICTION_COLUMNS = [
     "anomaly_score",
     "amount_paid",
     "billing_npi",
+    "never_labelled",
+    "lookalike",
 ]
 
 
@@ -77,12 +79,24 @@ def write_json(path: Path, payload) -> None:
 
 def read_truth(spark: SparkSession, input_dir: str) -> DataFrame | None:
     """Generator truth (evaluation only, never a training label): one row per (claim_id, claim_source)
-    with ``truth_scheme``; None when the input has no ``truth/claim_truth.parquet``."""
-    path = Path(str(input_dir)) / "truth" / "claim_truth.parquet"
+    of an improper or look-alike claim, with ``truth_scheme`` (null for a look-alike), ``never_labelled``
+    (the claim's perpetrator has no audit label at all) and ``lookalike`` (the kind of legitimate
+    look-alike, else null). None when the input has no ``truth/claim_truth.parquet``."""
+    root = Path(str(input_dir)) / "truth"
+    path = root / "claim_truth.parquet"
     if "://" in str(input_dir) or not path.exists():
         return None
-    truth = spark.read.parquet(str(path))
-    return truth.groupBy("claim_id", "claim_source").agg(F.min(F.col("scheme").cast("string")).alias("truth_scheme"))
+    raw = spark.read.parquet(str(path))
+    unknown = (F.col("perpetrator_labelled") == "false") if "perpetrator_labelled" in raw.columns else F.lit(False)
+    truth = raw.groupBy(*D.KEY).agg(
+        F.min(F.col("scheme").cast("string")).alias("truth_scheme"), F.max(unknown).alias("never_labelled")
+    )
+    if (root / "lookalikes.parquet").exists():
+        look = spark.read.parquet(str(root / "lookalikes.parquet")).groupBy(*D.KEY).agg(F.min("kind").alias("lookalike"))
+        truth = truth.join(look, D.KEY, "full")
+    else:
+        truth = truth.withColumn("lookalike", F.lit(None).cast("string"))
+    return truth.withColumn("never_labelled", F.coalesce(F.col("never_labelled"), F.lit(False)))
 
 
 def _hash_sample(df: DataFrame, n_total: int, n_max: int, seed: int) -> tuple[DataFrame, float]:
@@ -93,16 +107,20 @@ def _hash_sample(df: DataFrame, n_total: int, n_max: int, seed: int) -> tuple[Da
     return df.where(D.key_uniform(seed) < fraction), fraction
 
 
-def _blend_on_validation(valid_pdf, booster, feature_cols, anomaly_model, params) -> tuple[dict, np.ndarray]:
+def _blend_on_validation(valid_pdf, booster, feature_cols, anomaly_model, params, model_cdf) -> tuple[dict, np.ndarray]:
+    """The blend that ranks the validation claims best (held-out providers: module ``dataset``), and
+    the raw blended score of those claims (calibration is fitted on it)."""
     model_score = T.predict_model_score(booster, valid_pdf, feature_cols, "classifier")
     anomaly, _ = A.anomaly_score(valid_pdf, anomaly_model)
     blend_cfg = params.get("blend", {})
     # audit labels only (unaudited NaN): drawn unaudited rows are not evidence of "clean"
     label = valid_pdf["label"].astype("float64").to_numpy()
     choice = T.choose_blend(
-        model_score, anomaly, label, weights=list(blend_cfg.get("weights", [0, 0.25, 0.5, 0.75, 1])), metric=blend_cfg.get("metric", "pr_auc")
+        model_score, anomaly, label, weights=list(blend_cfg.get("weights", [0, 0.25, 0.5, 0.75, 1])),
+        metric=blend_cfg.get("metric", "pr_auc"), model_cdf=model_cdf if blend_cfg.get("max", True) else None,
     )
-    return choice, T.blend(model_score, anomaly, choice["weight"])
+    config = {"blend_method": choice["method"], "blend_weight": choice["weight"], "model_cdf": model_cdf}
+    return choice, T.blend_scores(model_score, anomaly, config)
 
 
 def fit_bundle(
@@ -110,8 +128,10 @@ def fit_bundle(
     feature_cols: list[str],
     params: Mapping[str, Any],
     counts: Mapping[str, Mapping[str, int]],
+    certain_rules: list[str] = (),
 ) -> tuple[ModelBundle, dict, pd.DataFrame]:
-    """Anomaly model, booster, blend and calibration. Returns (bundle, training info, input example)."""
+    """Anomaly model, booster, blend and calibration. Returns (bundle, training info, input example).
+    ``certain_rules``: the rule columns whose hit ranks a claim above every other (scoring's tier)."""
     frame = td.frame
     anomaly_model = A.fit_anomaly(frame.where(F.col("period") == "train"), feature_cols, params.get("anomaly", {}))
     train_counts, valid_counts = counts.get("train", {}), counts.get("valid", {})
@@ -142,7 +162,10 @@ def fit_bundle(
                 booster, fit_info = T.fit_booster(train_pdf, valid_pdf, feature_cols, xgb_params)
             example = train_pdf[feature_cols].head(5)
         info.update(fit_info)
-        choice, raw = _blend_on_validation(valid_pdf, booster, feature_cols, anomaly_model, params)
+        # the model score's distribution over ordinary claims: the drawn unaudited ones, a uniform sample
+        drawn = valid_pdf["label"].isna().to_numpy()
+        model_cdf = T.score_cdf(T.predict_model_score(booster, valid_pdf[drawn], feature_cols, "classifier"))
+        choice, raw = _blend_on_validation(valid_pdf, booster, feature_cols, anomaly_model, params, model_cdf)
         cal = params.get("calibration", {})
         calibration = T.fit_calibration(
             raw,
@@ -167,6 +190,7 @@ def fit_bundle(
         }
         calibration = {"method": "identity", "reason": "no labels: the score is a percentile, not a probability"}
         model_kind = "anomaly_distilled"
+        model_cdf = None
         example = pdf[feature_cols].head(5)
         info.update({"best_iteration": booster.num_boosted_rounds() - 1, "booster_params": {"objective": "reg:squarederror"}})
     bundle = ModelBundle(
@@ -177,7 +201,13 @@ def fit_bundle(
         blend_weight=float(choice["weight"]),
         version="candidate",
         model_kind=model_kind,
-        extra={"blend_choice": choice, "split": td.dates.as_dict()},
+        extra={
+            "blend_choice": choice,
+            "blend_method": choice.get("method", "linear"),
+            "model_cdf": model_cdf,
+            "split": td.dates.as_dict(),
+            "certain_rules": list(certain_rules),
+        },
     )
     info["blend"] = choice
     return bundle, info, example.astype("float64")
@@ -186,9 +216,16 @@ def fit_bundle(
 def _test_frame(td: D.TrainingData, truth: DataFrame | None) -> DataFrame:
     test = td.frame.where(F.col("period") == "test")
     if truth is not None:
-        test = test.join(truth, D.KEY, "left")
+        for name, kind in (("never_labelled", "boolean"), ("lookalike", "string")):
+            if name not in truth.columns:  # truth from an older generator
+                truth = truth.withColumn(name, F.lit(None).cast(kind))
+        test = test.join(truth, D.KEY, "left").withColumn("never_labelled", F.coalesce(F.col("never_labelled"), F.lit(False)))
     else:
-        test = test.withColumn("truth_scheme", F.lit(None).cast("string"))
+        test = (
+            test.withColumn("truth_scheme", F.lit(None).cast("string"))
+            .withColumn("never_labelled", F.lit(None).cast("boolean"))
+            .withColumn("lookalike", F.lit(None).cast("string"))
+        )
     return test
 
 
@@ -276,6 +313,8 @@ def train_from_features(
     params = D.model_params(settings)
     top_k = int(params.get("top_k", 5))
     seed = int(params.get("pu", {}).get("seed", 7))
+    excluded = set(params.get("exclude_features") or [])
+    feature_cols = [f for f in feature_cols if f not in excluded]
     if not feature_cols:
         raise InputError("no model features were built from this input")
     champion_version = R.champion_version(settings)
@@ -290,13 +329,16 @@ def train_from_features(
         features = spark.read.parquet(str(tmp_path / "claim_features"))
         td = D.build_training_data(features, labels, provider_labels, params)
         td.frame.write.mode("overwrite").parquet(str(tmp_path / "training_frame"))
-        td = D.TrainingData(spark.read.parquet(str(tmp_path / "training_frame")), td.dates, td.sample_fractions, td.has_labels)
+        td = D.TrainingData(spark.read.parquet(str(tmp_path / "training_frame")), td.dates, td.sample_fractions, td.has_labels, td.split_info)
         counts = D.period_counts(td.frame)
         n_test = counts.get("test", {}).get("claims", 0)
         if counts.get("train", {}).get("claims", 0) == 0 or n_test == 0:
             raise InputError(f"time split left an empty period: {counts}")
 
-        bundle, info, example = fit_bundle(td, feature_cols, params, counts)
+        from claimsentry.features.rules import certain_rule_columns, load_rules
+
+        certain = [c for c in certain_rule_columns(load_rules()) if c in feature_cols]
+        bundle, info, example = fit_bundle(td, feature_cols, params, counts, certain)
 
         test = _test_frame(td, truth)
         scored = score_claims(test, bundle, top_k=top_k)
@@ -312,7 +354,7 @@ def train_from_features(
             {
                 "evaluation_sample_fraction": fraction,
                 "periods": counts,
-                "split": td.dates.as_dict(),
+                "split": {**td.dates.as_dict(), **td.split_info},
                 "pu_sample_fractions": td.sample_fractions,
                 "blend": info["blend"],
                 "model_kind": bundle.model_kind,
@@ -324,6 +366,8 @@ def train_from_features(
         challenger_metric = metrics["audit_labels"].get(metric_name)
         champion_metric = _champion_metric(champion, test, n_test, params, top_k)
         metrics["promotion_metric"] = {"name": metric_name, "challenger": challenger_metric, "champion": champion_metric}
+        if not counts.get("test", {}).get("audited"):
+            metrics["audit_labels"]["note"] = "no audited claim in the test period: audit-label figures cannot be computed"
 
         art = tmp_path / "artifacts"
         write_artifacts(
@@ -350,19 +394,22 @@ def train_from_features(
         }
         log_metrics = E.flat_numeric({k: v for k, v in metrics.items() if k not in ("periods",)})
         log_metrics.update(E.flat_numeric({"periods": counts}))
-        for key in ("xgb_only", "anomaly_only", "blend"):
+        for key in ("xgb_only", "anomaly_only", "blend", "max"):
             value = info["blend"].get(key)
             if isinstance(value, float) and math.isfinite(value):
                 log_metrics[f"valid.{key}.{info['blend'].get('metric')}"] = value
 
         def decide() -> dict:
-            return R.promotion_decision(
+            decision = R.promotion_decision(
                 challenger_metric,
                 champion_metric,
                 champion_exists=champion is not None,
                 margin=float(promo.get("margin", 0.0)),
                 metric=metric_name,
             )
+            if "unknown_perpetrators" in metrics:  # generator truth: shown beside the decision, not deciding it
+                decision["challenger_unknown_perpetrators"] = _clean_json(metrics["unknown_perpetrators"])
+            return decision
 
         decision = R.log_and_register(
             settings,
@@ -392,10 +439,14 @@ def train_from_input(
     provider_labels_path: str | None = None,
     as_of: dt.date | None = None,
 ) -> dict:
-    """Gate -> features -> train/evaluate/register. Returns model_version, run_id, decision, metrics."""
+    """Gate -> features -> train/evaluate/register. Returns model_version, run_id, decision, metrics,
+    and labels_from_dispositions: how many labels came from auditors' dispositions (``claimsentry
+    feedback``), which replace the input's label of the same claim."""
+    from claimsentry import cases
     from claimsentry.features.assemble import build_claim_features
     from claimsentry.jobs.validate import run_gate
 
+    as_of = as_of or dt.date.today()  # entry point: the run's as-of date
     tmp_root = settings.data_dir / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=tmp_root, prefix="gate-") as checkpoint:
@@ -404,11 +455,13 @@ def train_from_input(
             spark,
             input_dir,
             settings,
-            as_of=as_of or dt.date.today(),  # entry point: the run's as-of date
+            as_of=as_of,
             checkpoint_dir=checkpoint,
             labels_path=labels_path,
             provider_labels_path=provider_labels_path,
         )
+        feedback = cases.feedback_labels(cases.history_dir(settings), as_of)
+        labels = cases.with_feedback_labels(spark, gate.tables.get("labels"), feedback)
         fs = build_claim_features(spark, gate.tables, settings)
         try:
             result = train_from_features(
@@ -416,16 +469,20 @@ def train_from_input(
                 fs.frame,
                 fs.feature_cols,
                 settings,
-                labels=gate.tables.get("labels"),
+                labels=labels,
                 provider_labels=gate.tables.get("provider_labels"),
                 truth=read_truth(spark, input_dir),
                 descriptions=fs.descriptions,
-                run_params={"input_dir": str(input_dir), "features_unavailable": ",".join(fs.unavailable) or "none"},
+                run_params={
+                    "input_dir": str(input_dir),
+                    "features_unavailable": ",".join(fs.unavailable) or "none",
+                    "labels_from_dispositions": len(feedback),
+                },
             )
         finally:
             fs.release()
             gate.release()  # the small group-rule frames it persisted over the checkpoint
-    return result
+    return {**result, "labels_from_dispositions": len(feedback)}
 
 
 def configure_parser(parser) -> None:
@@ -450,12 +507,34 @@ def run_from_cli(args, settings) -> int:
     result = train_from_input(
         spark, args.input, settings, labels_path=args.labels, provider_labels_path=args.provider_labels, as_of=as_of
     )
-    p = result["promotion"]
-    m = result["metrics"]
-    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-    print(
-        f"trained {result['model_version']} (run {result['run_id']}): {p['decision']}: {p['reason']}; "
-        f"test roc_auc {fmt(m.get('roc_auc'))}, pr_auc {fmt(m.get('pr_auc'))}, "
-        f"recall@{m.get('capacity')} {fmt(m.get('recall_at_capacity'))} ({m.get('ground_truth')})"
-    )
+    print(training_summary(result))
     return 0
+
+
+def training_summary(result: Mapping[str, Any]) -> str:
+    """The lines ``claimsentry train`` prints: the decision, the held-out figures, where the split put
+    the periods and, with generator truth, the recall for perpetrators nobody labelled, per scheme."""
+    p, m = result["promotion"], result["metrics"]
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    split = m.get("split") or {}
+    test = (m.get("periods") or {}).get("test", {})
+    lines = [
+        f"trained {result['model_version']} (run {result['run_id']}): {p['decision']}: {p['reason']}; "
+        f"{result.get('labels_from_dispositions', 0)} labels from auditor dispositions; "
+        f"test roc_auc {fmt(m.get('roc_auc'))}, pr_auc {fmt(m.get('pr_auc'))}, "
+        f"recall@{m.get('capacity')} {fmt(m.get('recall_at_capacity'))} ({m.get('ground_truth')})",
+        f"split: test from {split.get('test_start')} ({test.get('claims', 0)} claims, {test.get('audited', 0)} audited; "
+        f"dates from {split.get('dates_from', 'all claims')}); validation: {split.get('validation', 'time window')}",
+    ]
+    if m.get("audit_labels", {}).get("note"):
+        lines.append(f"audit labels: {m['audit_labels']['note']}")
+    u = m.get("unknown_perpetrators")
+    if u:
+        lines.append(
+            f"perpetrators never labelled ({u['n_improper_never_labelled']} improper claims in the test period): "
+            f"recall in the top 5% {fmt(u.get('recall_top5_never_labelled'))}, lowest scheme "
+            f"{fmt(u.get('min_recall_top5_never_labelled'))}; precision top 1% {fmt(u.get('precision_top1'))}; "
+            f"look-alikes in the top 5% {fmt(u.get('lookalike_share_top5'))}"
+        )
+        lines.append("  by scheme: " + ", ".join(f"{k} {v:.2f}" for k, v in u["recall_top5_never_labelled_by_scheme"].items()))
+    return "\n".join(lines)

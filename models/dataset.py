@@ -19,15 +19,23 @@ fine. Chosen approach (documented in ``conf/model.yaml`` ``model.pu``):
   investigation (label 0) are sampled with the audited weight 1. Only provider labels dated before the
   validation period (or undated) are used, so the held-out periods never inform training.
 
-The split is by ``claim_date`` into train < valid_start <= valid < test_start <= test; claims without a
-claim_date form period ``undated`` (kept, counted, never trained or evaluated on).
+The split holds out by time *and* by provider. Claims dated on or after ``test_start`` are the test
+period. Before it, a deterministic share of billing providers (``split.provider_holdout_fraction``, a
+hash of the NPI) is held out: their claims are the validation set and the other providers' claims are
+trained on. Every model choice (early stopping, the blend, calibration) is then made on providers the
+booster never saw, the way it will meet a perpetrator nobody has labelled yet; validating on the same
+providers' later claims only rewards recognising known perpetrators. With
+``provider_holdout_fraction: 0`` the split is by time alone: train < valid_start <= valid < test_start.
+When labels exist the date boundaries are quantiles of the *audited* claims' dates, so validation and
+test hold audit outcomes even though the newest months have none yet. Claims without a claim_date
+form period ``undated`` (kept, counted, never trained or evaluated on).
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from pyspark.sql import DataFrame
@@ -110,15 +118,24 @@ def split_dates(
     return SplitDates(vs, ts)
 
 
-def assign_period(features: DataFrame, dates: SplitDates) -> DataFrame:
-    """Add ``period`` (train | valid | test | undated) from claim_date; same grain as the input."""
+def held_out_provider(fraction: float, seed: int) -> F.Column:
+    """True for the billing providers held out for validation: a fixed hash of the NPI below
+    ``fraction`` (the same providers on every run; a claim without a billing NPI is never held out)."""
+    u = (F.abs(F.xxhash64(F.col("billing_npi"), F.lit(int(seed)))) % 1_000_000) / 1_000_000.0
+    return F.coalesce(u < F.lit(float(fraction)), F.lit(False))
+
+
+def assign_period(features: DataFrame, dates: SplitDates, *, provider_holdout_fraction: float = 0.0, seed: int = 7) -> DataFrame:
+    """Add ``period`` (train | valid | test | undated) from claim_date and, when
+    ``provider_holdout_fraction`` > 0, the held-out providers (module docstring); same grain."""
     d = F.col("claim_date")
+    if provider_holdout_fraction > 0:
+        before_test = F.when(held_out_provider(provider_holdout_fraction, seed), F.lit("valid")).otherwise(F.lit("train"))
+    else:
+        before_test = F.when(d < F.lit(dates.valid_start), F.lit("train")).otherwise(F.lit("valid"))
     return features.withColumn(
         "period",
-        F.when(d.isNull(), F.lit("undated"))
-        .when(d < F.lit(dates.valid_start), F.lit("train"))
-        .when(d < F.lit(dates.test_start), F.lit("valid"))
-        .otherwise(F.lit("test")),
+        F.when(d.isNull(), F.lit("undated")).when(d >= F.lit(dates.test_start), F.lit("test")).otherwise(before_test),
     )
 
 
@@ -212,6 +229,7 @@ class TrainingData:
     dates: SplitDates
     sample_fractions: dict[str, float]
     has_labels: bool
+    split_info: dict = field(default_factory=dict)
 
 
 def build_training_data(
@@ -222,15 +240,21 @@ def build_training_data(
 ) -> TrainingData:
     """claim_features + labels -> period-assigned PU training frame (see module docstring)."""
     split = params.get("split", {})
+    audited = features.join(labels.select(*KEY).distinct(), KEY, "left_semi") if labels is not None else None
+    basis = "audited claims" if audited is not None and not audited.isEmpty() else "all claims"
     dates = split_dates(
-        features,
+        audited if basis == "audited claims" else features,
         valid_start=split.get("valid_start"),
         test_start=split.get("test_start"),
         valid_fraction=float(split.get("valid_fraction", 0.15)),
         test_fraction=float(split.get("test_fraction", 0.2)),
     )
+    holdout = float(split.get("provider_holdout_fraction", 0.0))
     labelled = assign_period(
-        attach_labels(features, labels, provider_labels, provider_labels_before=dates.valid_start), dates
+        attach_labels(features, labels, provider_labels, provider_labels_before=dates.test_start),
+        dates,
+        provider_holdout_fraction=holdout,
+        seed=int(split.get("seed", 7)),
     )
     pu = params.get("pu", {})
     fractions = pu_sample_fractions(labelled, pu)
@@ -239,6 +263,8 @@ def build_training_data(
         dates=dates,
         sample_fractions=fractions,
         has_labels=labels is not None,
+        split_info={"dates_from": basis, "provider_holdout_fraction": holdout,
+                    "validation": "held-out providers before test_start" if holdout > 0 else "time window [valid_start, test_start)"},
     )
 
 

@@ -129,6 +129,11 @@ def held_out_metrics(pdf: pd.DataFrame, *, capacity: int, has_truth: bool = Fals
         out["n_pos_test"] = truth["n_pos"]
         out["per_scheme_recall"] = per_scheme_recall(score, pdf["truth_scheme"].to_numpy(), capacity=capacity)
         out["truth"] = truth
+        if "never_labelled" in pdf:
+            out["unknown_perpetrators"] = unknown_perpetrator_metrics(
+                score, pdf["truth_scheme"].to_numpy(), pdf["never_labelled"].fillna(False).to_numpy(dtype=bool),
+                pdf["lookalike"].to_numpy() if "lookalike" in pdf else None,
+            )
     else:
         out.update({k: v for k, v in audit.items() if k not in ("n_known", "n_pos")})
         out["ground_truth"] = "audit_labels"
@@ -147,4 +152,64 @@ def flat_numeric(metrics: Mapping, prefix: str = "") -> dict[str, float]:
         elif isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
             if math.isfinite(float(value)):
                 out[name] = float(value)
+    return out
+
+
+# --- the held-out-perpetrator evaluation ---------------------------------------------------------
+
+HOLDOUT_SHARES = {"top1": 0.01, "top5": 0.05}
+
+
+def top_share_mask(score, share: float) -> np.ndarray:
+    """The top ``share`` of rows by score (at least one row when there are any)."""
+    n = len(np.asarray(score))
+    return top_mask(score, max(1, int(math.ceil(share * n))) if n else 0)
+
+
+def unknown_perpetrator_metrics(score, truth_scheme, never_labelled, lookalike=None) -> dict:
+    """How a ranking finds improper claims, above all those of perpetrators nobody has labelled.
+
+    One element per scored claim of the evaluated period (generator truth covers every claim):
+    ``truth_scheme`` the injected scheme (None/NaN = proper claim), ``never_labelled`` True for an
+    improper claim whose responsible party (provider, or member for the shopping schemes) has no audit
+    label at all, ``lookalike`` the kind of legitimate look-alike (None = not one).
+
+    Returns ``pr_auc``, ``precision_top1``, ``recall_top5`` (all improper claims),
+    ``recall_top5_never_labelled_by_scheme`` / ``recall_top5_labelled_by_scheme`` (scheme ->
+    recall; a scheme with no such claims is absent), their minimum over schemes, the counts behind
+    them, and ``lookalike_share_top5`` (share of look-alike claims ranked in the top 5%)."""
+    score = np.asarray(score, dtype="float64")
+    scheme = pd.Series(truth_scheme, dtype="object").where(lambda s: s.notna(), None).reset_index(drop=True)
+    improper = scheme.notna().to_numpy()
+    unknown = np.asarray(never_labelled, dtype=bool) & improper
+    top1, top5 = top_share_mask(score, HOLDOUT_SHARES["top1"]), top_share_mask(score, HOLDOUT_SHARES["top5"])
+
+    def by_scheme(rows: np.ndarray) -> tuple[dict, dict]:
+        recall, counts = {}, {}
+        for name in sorted(set(scheme[rows])):
+            hit = rows & (scheme == name).to_numpy()
+            recall[str(name)] = float(top5[hit].mean())
+            counts[str(name)] = int(hit.sum())
+        return recall, counts
+
+    unknown_recall, unknown_n = by_scheme(unknown)
+    known_recall, known_n = by_scheme(improper & ~unknown)
+    out = {
+        "n_claims": int(len(score)),
+        "n_improper": int(improper.sum()),
+        "n_improper_never_labelled": int(unknown.sum()),
+        "pr_auc": average_precision(improper.astype("float64"), score),
+        "precision_top1": float(improper[top1].mean()) if top1.any() else float("nan"),
+        "recall_top5": float(top5[improper].mean()) if improper.any() else float("nan"),
+        "recall_top5_never_labelled": float(top5[unknown].mean()) if unknown.any() else float("nan"),
+        "recall_top5_never_labelled_by_scheme": unknown_recall,
+        "min_recall_top5_never_labelled": min(unknown_recall.values()) if unknown_recall else float("nan"),
+        "never_labelled_claims_by_scheme": unknown_n,
+        "recall_top5_labelled_by_scheme": known_recall,
+        "labelled_claims_by_scheme": known_n,
+    }
+    if lookalike is not None:
+        look = pd.Series(lookalike, dtype="object").notna().to_numpy()
+        out["n_lookalike"] = int(look.sum())
+        out["lookalike_share_top5"] = float(top5[look].mean()) if look.any() else float("nan")
     return out

@@ -38,11 +38,13 @@ from pyspark.sql.types import (
 
 from claimsentry.errors import InputError
 from claimsentry.models.anomaly import anomaly_score
-from claimsentry.models.train import apply_calibration, blend
+from claimsentry.models.train import apply_calibration, blend_scores, percentile_of
 
 CONTRIBUTION_TYPE = ArrayType(
     StructType([StructField("feature", StringType()), StructField("contribution", DoubleType())])
 )
+CERTAIN_SCORE = 0.995  # lowest score of a claim that breaks a certain rule
+UNCERTAIN_CAP = 0.99  # highest score of any other claim
 SCORE_FIELDS = [
     StructField("score", DoubleType()),
     StructField("model_score", DoubleType()),
@@ -68,6 +70,8 @@ class ModelBundle:
 
     @property
     def contribution_source(self) -> str:
+        if self.extra.get("blend_method") == "max":
+            return "booster or anomaly, whichever gave the score"
         return "booster" if self.blend_weight > 0 else "anomaly"
 
     def scoring_config(self) -> dict:
@@ -114,12 +118,25 @@ def _top_positive(values: np.ndarray, names: list[str], top_k: int) -> list[list
     return out
 
 
-def _contributions(booster: xgb.Booster, dm: xgb.DMatrix, z: np.ndarray, config: dict, top_k: int) -> list[list[dict]]:
-    """Top positive SHAP contributions of the booster when it is in the score, else the anomaly's z."""
-    if float(config["blend_weight"]) > 0:
-        contribs = booster.predict(dm, pred_contribs=True)[:, :-1]  # last column is the bias
-        return _top_positive(contribs, config["feature_cols"], top_k)
-    return _top_positive(z, config["anomaly"]["feature_cols"], top_k)
+def _contributions(
+    booster: xgb.Booster, dm: xgb.DMatrix, z: np.ndarray, config: dict, top_k: int, anomaly_decides: np.ndarray | None = None
+) -> list[list[dict]]:
+    """Per claim, what decided its score: the booster's top positive SHAP contributions, or the
+    anomaly's most surprising features (``z``). Linear blend: the booster when it is in the score
+    at all; ``max`` blend: whichever side gave the claim its score (``anomaly_decides``)."""
+    anomaly = _top_positive(z, config["anomaly"]["feature_cols"], top_k)
+    if config.get("blend_method") != "max" and float(config["blend_weight"]) <= 0:
+        return anomaly
+    contribs = booster.predict(dm, pred_contribs=True)[:, :-1]  # last column is the bias
+    shap = _top_positive(contribs, config["feature_cols"], top_k)
+    if config.get("blend_method") == "max" and anomaly_decides is not None:
+        return [a if decide else s for a, s, decide in zip(anomaly, shap, anomaly_decides)]
+    return shap
+
+
+def _anomaly_decides(model_score: np.ndarray, anomaly: np.ndarray, config: dict) -> np.ndarray:
+    """Rows whose ``max`` blend score came from the anomaly side."""
+    return np.asarray(anomaly) >= percentile_of(model_score, config.get("model_cdf") or [0.0])
 
 
 def _matrix(pdf: pd.DataFrame, feats: list[str]) -> xgb.DMatrix:
@@ -136,8 +153,21 @@ def score_arrays(pdf: pd.DataFrame, booster: xgb.Booster, config: dict) -> dict[
     pred = booster.inplace_predict(x, missing=np.nan).astype("float64")
     model_score = pred if config.get("model_kind", "classifier") == "classifier" else np.clip(pred, 0.0, 1.0)
     anomaly, z = anomaly_score(pdf, config["anomaly"])
-    score = apply_calibration(blend(model_score, anomaly, float(config["blend_weight"])), config["calibration"])
+    score = apply_calibration(blend_scores(model_score, anomaly, config), config["calibration"])
+    score = certain_tier(score, pdf, config.get("certain_rules") or [])
     return {"score": score, "model_score": model_score, "anomaly_score": anomaly, "z": z}
+
+
+def certain_tier(score: np.ndarray, pdf: pd.DataFrame, certain_rules: list[str]) -> np.ndarray:
+    """A claim that breaks a ``certain`` rule (service after death, outside enrollment, the later copy
+    of an exact duplicate) is an improper
+    payment on its face: it scores in [CERTAIN_SCORE, 1], above every other claim, whose score is
+    capped just below (UNCERTAIN_CAP). Within each tier the order of ``score`` is kept."""
+    cols = [c for c in certain_rules if c in pdf]
+    if not cols:
+        return score
+    hit = (np.nan_to_num(pdf[cols].to_numpy(dtype="float64"), nan=0.0) > 0).any(axis=1)
+    return np.where(hit, CERTAIN_SCORE + (1.0 - CERTAIN_SCORE) * score, np.minimum(score, UNCERTAIN_CAP))
 
 
 def _score_fields(pdf: pd.DataFrame, booster: xgb.Booster, config: dict, *, version: str, top_k: int) -> pd.DataFrame:
@@ -145,7 +175,8 @@ def _score_fields(pdf: pd.DataFrame, booster: xgb.Booster, config: dict, *, vers
     scores = score_arrays(pdf, booster, config)
     contributions = None
     if top_k > 0:
-        contributions = _contributions(booster, _matrix(pdf, config["feature_cols"]), scores["z"], config, top_k)
+        decides = _anomaly_decides(scores["model_score"], scores["anomaly_score"], config)
+        contributions = _contributions(booster, _matrix(pdf, config["feature_cols"]), scores["z"], config, top_k, decides)
     return pd.DataFrame(
         {
             "score": scores["score"],
@@ -177,8 +208,9 @@ def explain_pandas(pdf: pd.DataFrame, bundle: "ModelBundle", top_k: int = 5) -> 
         out["contributions"] = pd.Series([], dtype=object)
         return out
     dm = _matrix(out, config["feature_cols"])
-    _, z = anomaly_score(out.reset_index(drop=True), config["anomaly"])
-    out["contributions"] = _contributions(bundle.booster, dm, z, config, top_k)
+    anomaly, z = anomaly_score(out.reset_index(drop=True), config["anomaly"])
+    decides = _anomaly_decides(out["model_score"].to_numpy(dtype="float64"), anomaly, config) if "model_score" in out else None
+    out["contributions"] = _contributions(bundle.booster, dm, z, config, top_k, decides)
     return out
 
 

@@ -197,6 +197,46 @@ def blend(model_score: np.ndarray, anomaly: np.ndarray, weight: float) -> np.nda
     return float(weight) * np.asarray(model_score, dtype="float64") + (1.0 - float(weight)) * np.asarray(anomaly, dtype="float64")
 
 
+CDF_TOP = 0.995  # the stored CDF of a model score ends at this quantile; above it percentile_of extrapolates
+
+
+def score_cdf(values: np.ndarray, points: int = 200) -> list[float]:
+    """Empirical CDF of a score in [0, 1]: its quantiles at ``points + 1`` probabilities evenly from 0
+    to ``CDF_TOP`` (plain JSON numbers)."""
+    values = np.asarray(values, dtype="float64")
+    values = values[~np.isnan(values)]
+    if not len(values):
+        return [0.0]
+    return [float(q) for q in np.quantile(values, np.linspace(0.0, CDF_TOP, points + 1))]
+
+
+def percentile_of(values: np.ndarray, cdf: list[float]) -> np.ndarray:
+    """Share of the CDF's population below each value, in [0, 1]: interpolated on the grid, and above
+    its top quantile rising on to 1 as the score approaches 1, so the highest scores keep their order."""
+    grid = np.asarray(cdf or [0.0], dtype="float64")
+    values = np.asarray(values, dtype="float64")
+    if len(grid) < 2:
+        return np.clip((values > grid[0]).astype("float64"), 0.0, 1.0)
+    probs = np.linspace(0.0, CDF_TOP, len(grid))
+    out = np.interp(values, grid, probs)
+    top = values > grid[-1]
+    room = max(1.0 - grid[-1], 1e-12)
+    out[top] = CDF_TOP + (1.0 - CDF_TOP) * np.clip((values[top] - grid[-1]) / room, 0.0, 1.0)
+    return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0)
+
+
+def blend_scores(model_score: np.ndarray, anomaly: np.ndarray, config: Mapping[str, Any]) -> np.ndarray:
+    """The raw score the chosen blend gives: ``linear`` (weight ``blend_weight`` on the model; on the
+    model's percentile when its ``model_cdf`` is known, else on its probability), or ``max``: the
+    higher of the model's percentile and the anomaly percentile, so a claim either model puts at its
+    extreme comes first, whatever the other says."""
+    if config.get("blend_method") == "max":
+        return np.maximum(percentile_of(model_score, config.get("model_cdf") or [0.0]), np.asarray(anomaly, dtype="float64"))
+    if config.get("model_cdf"):  # both sides as percentiles: a weight means the same on each
+        model_score = percentile_of(model_score, config["model_cdf"])
+    return blend(model_score, anomaly, float(config.get("blend_weight", 1.0)))
+
+
 def choose_blend(
     model_score: np.ndarray,
     anomaly: np.ndarray,
@@ -204,18 +244,21 @@ def choose_blend(
     *,
     weights: list[float],
     metric: str = "pr_auc",
+    model_cdf: list[float] | None = None,
 ) -> dict:
-    """Compare xgb-only (w=1), anomaly-only (w=0) and the best intermediate blend on audited
-    validation claims (``label`` NaN = unaudited, ignored). Ties go to the higher model weight.
-    Returns {"weight", "winner", "metric", "by_weight": {w: value}, "xgb_only", "anomaly_only", "blend"}."""
+    """Compare xgb-only (w=1), anomaly-only (w=0), the best intermediate linear blend and, given the
+    model score's ``model_cdf``, the maximum of the two percentiles, on audited validation claims
+    (``label`` NaN = unaudited, ignored). Ties go to the linear blend with the higher model weight.
+    Returns {"method", "weight", "winner", "metric", "by_weight": {w: value}, "xgb_only",
+    "anomaly_only", "blend", "max"}."""
     label = np.asarray(label, dtype="float64")
     known = ~np.isnan(label)
     fn = roc_auc if metric == "roc_auc" else average_precision
     ws = sorted({float(w) for w in weights} | {0.0, 1.0})
     by_weight = {}
     for w in ws:
-        value = fn(label[known], blend(model_score, anomaly, w)[known]) if known.any() else float("nan")
-        by_weight[w] = value
+        combined = blend_scores(model_score, anomaly, {"blend_method": "linear", "blend_weight": w, "model_cdf": model_cdf})
+        by_weight[w] = fn(label[known], combined[known]) if known.any() else float("nan")
     finite = {w: v for w, v in by_weight.items() if not math.isnan(v)}
     if not finite:
         best_w = 1.0
@@ -224,7 +267,15 @@ def choose_blend(
     mids = {w: v for w, v in by_weight.items() if 0.0 < w < 1.0 and not math.isnan(v)}
     best_mid = max(mids, key=lambda w: (round(mids[w], 12), w)) if mids else None
     winner = "xgb_only" if best_w == 1.0 else "anomaly_only" if best_w == 0.0 else "blend"
+    method, max_value = "linear", None
+    if model_cdf is not None:
+        combined = blend_scores(model_score, anomaly, {"blend_method": "max", "model_cdf": model_cdf})
+        max_value = fn(label[known], combined[known]) if known.any() else float("nan")
+        if not math.isnan(max_value) and (not finite or round(max_value, 12) > round(finite[best_w], 12)):
+            method, winner = "max", "max_of_percentiles"
     return {
+        "method": method,
+        "max": max_value,
         "weight": best_w,
         "winner": winner,
         "metric": metric,

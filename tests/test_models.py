@@ -60,7 +60,8 @@ def test_time_split_has_no_overlap_and_unaudited_never_becomes_clean(spark):
         pd.DataFrame({"npi": ["1000000001", "1000000002"], "label": [1, 0], "label_date": [None, None]}),
         "npi string, label int, label_date date",
     )
-    params = _params(split={"valid_start": "2025-01-01", "test_start": "2025-07-01"}, pu={"unlabelled_sample_fraction": 0.5, "unlabelled_weight": 0.2})
+    params = _params(split={"valid_start": "2025-01-01", "test_start": "2025-07-01", "provider_holdout_fraction": 0},
+                     pu={"unlabelled_sample_fraction": 0.5, "unlabelled_weight": 0.2})
     td = build_training_data(features, spark.createDataFrame(labels), prov, params)
     out = td.frame.toPandas()
     assert len(out) == len(pdf) and out.set_index(["claim_id", "claim_source"]).index.is_unique
@@ -85,6 +86,45 @@ def test_time_split_has_no_overlap_and_unaudited_never_becomes_clean(spark):
     # deterministic draw
     again = build_training_data(features, spark.createDataFrame(labels), prov, params).frame
     assert again.where(F.col("pu_role") == "unlabelled_negative").count() == len(drawn)
+
+
+def test_validation_holds_out_providers_and_test_holds_out_time(spark):
+    from claimsentry.models.dataset import build_training_data
+
+    pdf, labels = synthetic_claims(600, seed=3)
+    features = spark.createDataFrame(pdf.drop(columns=["fraud"]))
+    params = _params(split={"test_start": "2025-07-01", "valid_start": "2025-01-01", "provider_holdout_fraction": 0.3})
+    td = build_training_data(features, spark.createDataFrame(labels), None, params)
+    out = td.frame.toPandas()
+    before = out[out.claim_date < dt.date(2025, 7, 1)]
+    # every claim from test_start is test, whoever billed it
+    assert (out.loc[out.claim_date >= dt.date(2025, 7, 1), "period"] == "test").all()
+    # before it: validation and training share no billing provider, over the whole time range
+    valid, train = before[before.period == "valid"], before[before.period == "train"]
+    assert len(valid) and len(train) and not (set(valid.billing_npi) & set(train.billing_npi))
+    assert valid.claim_date.min() < dt.date(2024, 3, 1) and train.claim_date.max() > dt.date(2025, 5, 1)
+    share = valid.billing_npi.nunique() / before.billing_npi.nunique()
+    assert 0.1 < share < 0.5
+    assert td.split_info == {"dates_from": "audited claims", "provider_holdout_fraction": 0.3,
+                             "validation": "held-out providers before test_start"}
+    # the same providers are held out on every run
+    again = build_training_data(features, spark.createDataFrame(labels), None, params).frame.toPandas()
+    assert set(again.billing_npi[again.period == "valid"]) == set(valid.billing_npi)
+
+
+def test_split_dates_come_from_audited_claims_when_the_newest_months_have_none(spark):
+    from claimsentry.models.dataset import build_training_data
+
+    pdf, labels = synthetic_claims(800, seed=4)
+    # audit outcomes lag: no label on a claim of the last six months
+    dated = labels.merge(pdf[["claim_id", "claim_source", "claim_date"]], on=["claim_id", "claim_source"])
+    labels = dated[dated.claim_date < dt.date(2025, 7, 1)].drop(columns="claim_date")
+    features = spark.createDataFrame(pdf.drop(columns=["fraud"]))
+    td = build_training_data(features, spark.createDataFrame(labels), None, _params())
+    out = td.frame.toPandas()
+    test = out[out.period == "test"]
+    assert test.is_audited.sum() > 20  # the test period starts where audits still exist
+    assert td.dates.test_start < dt.date(2025, 7, 1) and test.claim_date.max() > dt.date(2025, 12, 1)
 
 
 def test_split_by_fractions_and_degenerate_dates(spark):
@@ -193,9 +233,11 @@ def test_anomaly_score_ranks_planted_outliers_high_without_labels(spark):
     outliers = [0, 2, 4]  # drg:470 claims billed like drg:871 ones, plus a rule hit
     pdf.loc[outliers, "paid_ratio"] = 5.0
     pdf.loc[outliers, "rule_flag"] = 1.0
-    pdf.loc[10, "rule_flag"] = 1.0  # a few ordinary flags keep the flag's scale non-zero
-    pdf.loc[11, "rule_flag"] = 1.0
-    model = fit_anomaly(spark.createDataFrame(pdf), ["paid_ratio", "rule_flag"], {"min_peer_claims": 20, "top_n": 2})
+    # a few ordinary flags in the same peer group keep the flag's scale non-zero (a lone flag among
+    # drg:871's claims would be the rarest value of the set, and rank first on its own)
+    pdf.loc[10, "rule_flag"] = 1.0
+    pdf.loc[12, "rule_flag"] = 1.0
+    model = fit_anomaly(spark.createDataFrame(pdf), ["paid_ratio", "rule_flag"], {"min_peer_claims": 20})
     import json
 
     json.dumps(model)  # plain JSON
@@ -208,12 +250,14 @@ def test_anomaly_score_ranks_planted_outliers_high_without_labels(spark):
 
     # an excluded feature is left out of the model entirely: the outliers' paid_ratio no longer counts
     lean = fit_anomaly(spark.createDataFrame(pdf), ["paid_ratio", "rule_flag"],
-                       {"min_peer_claims": 20, "top_n": 2, "exclude_features": ["paid_ratio"]})
+                       {"min_peer_claims": 20, "exclude_features": ["paid_ratio"]})
     assert lean["feature_cols"] == ["rule_flag"]
     assert all("paid_ratio" not in stats for stats in lean["peers"].values())
     lean_score, lean_z = anomaly_score(pdf, lean)
     assert lean_z.shape == (n, 1)
     assert lean_score[outliers].min() == lean_score[10]  # same rule flag, nothing else to tell them apart
+    # the score keeps the order at the very top instead of tying there: rarer is higher
+    assert len(set(np.round(score[outliers + [10, 12]], 12))) >= 2
 
 
 def test_peer_statistics_per_row_follow_the_peer_group_then_the_source_global():
@@ -258,7 +302,10 @@ def _tiny_bundle(pdf, labels, version="claimsentry-fraud/1", weight=1.0):
         "feature_cols": FEATURES,
         "peers": {"medical|__global__": {"f_signal": [0.0, 1.0], "f_noise": [0.0, 1.0]},
                   "pharmacy|__global__": {"f_signal": [0.0, 1.0], "f_noise": [0.0, 1.0]}},
-        "z_cap": 10.0, "top_n": 1, "direction": "upper", "cdf": [0.0, 0.5, 1.0, 2.0],
+        "method": "tail", "second_weight": 0.5, "direction": "upper", "probs": [0.0, 0.5, 0.9, 0.99],
+        "tails": {s: {"n": 100, "q": {"f_signal": [0.0, 0.7, 1.3, 2.3], "f_noise": [0.0, 0.7, 1.3, 2.3]}}
+                  for s in ("medical", "pharmacy")},
+        "cdf": [0.0, 0.5, 1.0, 2.0], "cdf_probs": [0.0, 0.5, 0.9, 0.99],
     }
     cal = {"method": "isotonic", "x": [0.0, 0.5, 1.0], "y": [0.0, 0.3, 1.0]}
     return ModelBundle(booster, FEATURES, cal, anomaly, weight, version)
@@ -409,7 +456,7 @@ def test_train_from_features_end_to_end_logs_the_report_contract(spark, settings
     assert {"features.json", "promotion.json", "data", "bundle"} <= {a.path for a in c.list_artifacts(result["run_id"])}
     local = c.download_artifacts(result["run_id"], "evaluation/test_predictions.parquet")
     preds = pd.read_parquet(local)
-    assert list(preds.columns) == ["claim_id", "claim_source", "claim_type", "claim_date", "label", "truth_scheme", "score", "model_score", "anomaly_score", "amount_paid", "billing_npi"]
+    assert list(preds.columns) == ["claim_id", "claim_source", "claim_type", "claim_date", "label", "truth_scheme", "score", "model_score", "anomaly_score", "amount_paid", "billing_npi", "never_labelled", "lookalike"]
     assert json.loads(open(c.download_artifacts(result["run_id"], "promotion.json")).read())["decision"] == "promoted"
     bundle = load_champion(settings)
     assert bundle.version == "claimsentry-fraud/1"
@@ -443,3 +490,71 @@ def test_xgboost_spark_trains_in_local_mode(spark):
     booster, info = fit_spark(td.frame, FEATURES, {**_params()["xgboost"], "num_boost_round": 30}, scale_pos_weight=2.0)
     assert info["distributed"] and booster.num_boosted_rounds() >= 1
     assert booster.feature_names == FEATURES
+
+
+def test_a_certain_rule_hit_ranks_above_every_claim_that_is_only_unusual():
+    from claimsentry.models.scoring import CERTAIN_SCORE, certain_tier
+
+    pdf = pd.DataFrame({"rule_MB001": [0.0, 1.0, 0.0, np.nan, 0.0], "rule_MB002": [0.0, 0.0, 1.0, 0.0, 0.0]})
+    score = np.array([1.0, 0.0, 0.3, 0.999, 0.5])
+    out = certain_tier(score, pdf, ["rule_MB001", "rule_MB002", "rule_ABSENT"])
+    certain = np.array([False, True, True, False, False])
+    assert out[certain].min() >= CERTAIN_SCORE > out[~certain].max()
+    # within each tier the model's order is kept, and scores stay in [0, 1]
+    assert out[2] > out[1] and out[0] >= out[3] > out[4] and ((0 <= out) & (out <= 1)).all()
+    assert (certain_tier(score, pdf, []) == score).all()  # no certain rule: unchanged
+
+
+def test_rules_marked_certain_are_death_enrollment_and_later_copies_and_the_key_is_checked(tmp_path):
+    from claimsentry.errors import InputError
+    from claimsentry.features.rules import certain_rule_columns, load_rules
+
+    assert certain_rule_columns(load_rules()) == ["rule_DUP004", "rule_MB001", "rule_MB002"]
+    bad = tmp_path / "rules_x.yaml"
+    bad.write_text(
+        "rules:\n  - {id: XX001, name: n, scheme: duplicate_billing, severity: high, description: d,\n"
+        "     reads: [exact_duplicate], when: 'exact_duplicate = 1', reason: r, certain: 'yes'}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError, match="certain must be true or false"):
+        load_rules([bad], packaged=False)
+
+
+def test_unknown_perpetrator_metrics_by_hand():
+    from claimsentry.models.evaluate import unknown_perpetrator_metrics
+
+    score = np.arange(200, dtype=float)[::-1]  # row 0 ranks first; top 5% = rows 0-9, top 1% = rows 0-1
+    scheme = [None] * 200
+    scheme[0], scheme[1], scheme[5], scheme[150] = "a", "b", "a", "a"
+    unknown = np.zeros(200, dtype=bool)
+    unknown[[5, 150, 1]] = True
+    look = [None] * 200
+    look[3], look[100] = "high_acuity_em", "high_acuity_em"
+    m = unknown_perpetrator_metrics(score, scheme, unknown, look)
+    assert m["recall_top5_never_labelled_by_scheme"] == {"a": 0.5, "b": 1.0}
+    assert m["recall_top5_labelled_by_scheme"] == {"a": 1.0}
+    assert m["min_recall_top5_never_labelled"] == 0.5 and m["recall_top5_never_labelled"] == pytest.approx(2 / 3)
+    assert m["precision_top1"] == 1.0 and m["recall_top5"] == 0.75 and m["lookalike_share_top5"] == 0.5
+    assert m["never_labelled_claims_by_scheme"] == {"a": 2, "b": 1} and m["n_improper"] == 4
+
+
+def test_blends_on_percentiles_and_the_max_is_chosen_when_it_ranks_best():
+    from claimsentry.models import train as T
+
+    cdf = T.score_cdf(np.linspace(0.0, 0.5, 1001))
+    pct = T.percentile_of(np.array([0.0, 0.25, 0.5, 0.75, 1.0]), cdf)
+    assert pct[0] == 0.0 and pct[1] == pytest.approx(0.5, abs=0.01) and 0.99 < pct[2] < pct[3] < pct[4] == 1.0
+    # two kinds of improper claims: ones only the model sees, ones only the anomaly sees
+    n = 400
+    rng = np.random.default_rng(1)
+    model, anomaly = rng.uniform(0, 0.5, n), rng.uniform(0, 0.9, n)
+    label = np.zeros(n)
+    label[:10], label[10:20] = 1, 1
+    model[:10], anomaly[10:20] = 0.9, 0.999
+    choice = T.choose_blend(model, anomaly, label, weights=[0, 0.5, 1], model_cdf=T.score_cdf(model[20:]))
+    assert choice["method"] == "max" and choice["winner"] == "max_of_percentiles"
+    assert choice["max"] == pytest.approx(1.0) and choice["max"] > max(choice["by_weight"].values())
+    raw = T.blend_scores(model, anomaly, {"blend_method": "max", "model_cdf": T.score_cdf(model[20:])})
+    assert set(np.argsort(-raw)[:20]) == set(range(20))
+    # without a model CDF (an older bundle) the linear blend reads the probability, as before
+    assert T.blend_scores(model, anomaly, {"blend_weight": 0.5}) == pytest.approx(0.5 * model + 0.5 * anomaly)

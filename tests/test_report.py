@@ -148,6 +148,8 @@ def _test_predictions(n: int = 300, seed: int = 5) -> pd.DataFrame:
         "anomaly_score": rng.uniform(size=n),
         "amount_paid": rng.uniform(100, 5000, size=n).round(2),
         "billing_npi": [f"{1000000000 + i % 17}" for i in range(n)],
+        "never_labelled": improper & (np.arange(n) % 5 == 0),  # perpetrators nobody labelled
+        "lookalike": np.where(~improper & (np.arange(n) % 7 == 0), "high_acuity_em", None),
     })
 
 
@@ -310,6 +312,12 @@ def test_write_report_end_to_end(settings, champion, run_dir):
         assert shown in metrics, shown
     for scheme, recall in champion["metrics"]["per_scheme_recall"].items():
         assert re.search(rf"<td>{scheme}</td><td class=\"num\">{recall:.1%}</td>", metrics), scheme
+    unknown = champion["metrics"]["unknown_perpetrators"]
+    assert "Perpetrators nobody has labelled" in metrics
+    for scheme, recall in unknown["recall_top5_never_labelled_by_scheme"].items():
+        n = unknown["never_labelled_claims_by_scheme"][scheme]
+        assert re.search(rf"<td>{scheme}</td><td class=\"num\">{recall:.1%}</td><td class=\"num\">{n:,}</td>", metrics), scheme
+    assert f"<td>legitimate look-alikes in the top 5%</td><td class=\"num\">{unknown['lookalike_share_top5']:.1%}</td>" in metrics
     assert "unaudited claims are left out" in metrics
     assert "Synthetic truth." in metrics
     drift = _section(html, "drift")
