@@ -28,8 +28,8 @@ FEATURES: dict[str, str] = {
     "provider_em_high_share": "share of the provider's office E/M lines billed at the highest level (99205/99215)",
     "provider_em_high_share_to_peers": "provider's highest-level E/M share / the same share over all other providers' E/M lines",
     "em_billed_top_level": "1 if the claim bills an office E/M visit at the highest level (99205/99215), 0 if at a lower one",
-    "provider_em_high_share_90d_to_peers": "provider's highest-level E/M share over the 90 days up to the claim / the pooled share of all other providers",
-    "provider_em_high_share_rise": "provider's highest-level E/M share over the 90 days up to the claim minus its share over all its lines (a practice that starts upcoding)",
+    "provider_em_high_share_90d_to_peers": "on a top-level visit: provider's highest-level E/M share over the 90 days up to the claim / the pooled share of all other providers",
+    "provider_em_high_share_rise": "on a top-level visit: provider's highest-level E/M share over the 90 days up to the claim minus its share over all its lines (a practice that starts upcoding)",
     "units_to_code_p99": "highest units on a line of the claim / 99th percentile of units on lines of the same HCPCS code",
     "charge_to_code_median": "highest charge per unit on a line of the claim / median charge per unit of the same HCPCS code",
     "same_day_repeat_count": "most extra lines of one HCPCS code for the member on one service day (0 = no repeat)",
@@ -153,10 +153,13 @@ def professional_features(
         .groupBy("claim_id")
         .agg(
             F.max("_high").alias("em_billed_top_level"),
-            F.max(F.when(F.col("peer_em_high_share") > 0, F.col("em_high_share_recent") / F.col("peer_em_high_share"))).alias(
+            # on top-level lines only: the provider's mix weighs on the visits that show it
+            F.max(F.when((F.col("_high") == 1.0) & (F.col("peer_em_high_share") > 0), F.col("em_high_share_recent") / F.col("peer_em_high_share"))).alias(
                 "provider_em_high_share_90d_to_peers"
             ),
-            F.max(F.col("em_high_share_recent") - F.col("provider_em_high_share")).alias("provider_em_high_share_rise"),
+            F.max(F.when(F.col("_high") == 1.0, F.col("em_high_share_recent") - F.col("provider_em_high_share"))).alias(
+                "provider_em_high_share_rise"
+            ),
         )
     )
     claims = prof.groupBy("claim_id").agg(

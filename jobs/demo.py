@@ -45,7 +45,7 @@ def run_demo(settings) -> dict:
     from claimsentry.generate import generate
     from claimsentry.jobs.report import write_report
     from claimsentry.jobs.score import run_score
-    from claimsentry.jobs.train import train_from_input
+    from claimsentry.jobs.train import train_from_input, training_summary
     from claimsentry.spark import get_spark
 
     root = settings.data_dir / "demo"
@@ -61,7 +61,7 @@ def run_demo(settings) -> dict:
     print(f"generated synthetic claims -> {input_dir}: {json.dumps(gen.get('rows', gen), default=str)}")
     spark = get_spark(settings)
     train_summary = train_from_input(spark, str(input_dir), settings)
-    print(f"trained and registered {train_summary.get('model_version')}: {train_summary.get('decision', '')}")
+    print(training_summary(train_summary))
     summary = run_score(spark, str(input_dir), str(output_dir), DEMO_RUN_DATE, settings)
     run_dir = output_dir / DEMO_RUN_DATE.isoformat()
     report = write_report(settings, run_dir / "model_report.html", run_dir=run_dir)
@@ -76,6 +76,7 @@ def run_demo(settings) -> dict:
         "claim_queue": summary["queues"]["claim_queue"],
         "provider_queue": summary["queues"]["provider_queue"],
         "top50": precision,
+        "unknown_perpetrators": train_summary["metrics"].get("unknown_perpetrators"),
         "seconds": round(time.perf_counter() - started, 1),
     }
     (run_dir / "demo_summary.json").write_text(json.dumps(result, indent=2), encoding="utf-8")

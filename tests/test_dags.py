@@ -427,7 +427,13 @@ def test_daily_run_directory_has_every_contract_output(spark, daily_runs):
     queue = pd.read_parquet(run_dir / "claim_queue.parquet")
     assert list(queue.columns[: len(CLAIM_QUEUE_COLUMNS)]) == CLAIM_QUEUE_COLUMNS
     assert len(queue) > 0 and queue["rank"].tolist() == list(range(1, len(queue) + 1))
-    assert queue["expected_recovery"].is_monotonic_decreasing
+    # claims that break a certain rule first (a block at the top), then by expected recovery, in each block
+    from claimsentry.models.scoring import CERTAIN_SCORE
+
+    certain = queue["score"] >= CERTAIN_SCORE
+    assert certain.is_monotonic_decreasing
+    for block in (queue[certain], queue[~certain]):
+        assert block["expected_recovery"].is_monotonic_decreasing
     assert queue["score"].between(0, 1).all()
     assert (queue["reasons"].str.len() > 0).all()
     assert queue["case_id"].str.startswith("CS-").all() and queue["model_version"].notna().all()

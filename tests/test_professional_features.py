@@ -63,17 +63,17 @@ N = None
 # days up to the line, at least 2 lines), em_high_share_rise, units_to_code_p99, charge_to_code_median,
 # same_day_repeat_count.
 # E/M lines: 8 professional, 4 at 99215/99205. D1: 3/3 vs others (4-3)/(8-3) = 0.2 -> 5.0;
-# D2: 1/4 vs (4-1)/(8-4) = 0.75 -> 1/3. Recent share: e2 and e3 see D1's 99215s only (1.0 -> 5.0, no
-# rise); e5, e6 see D2's lower levels (0, a fall of 0.25); e7 sees e5-e7, one 99215 in three:
-# (1/3) / 0.75 = 4/9, a rise of 1/3 - 1/4. e1, e4 (first line) and e8 have too few lines.
+# D2: 1/4 vs (4-1)/(8-4) = 0.75 -> 1/3. Recent share, on top-level visits: e2 and e3 see D1's 99215s
+# only (1.0 -> 5.0, no rise); e7 sees e5-e7, one 99215 in three: (1/3) / 0.75 = 4/9, a rise of
+# 1/3 - 1/4. e1 has too few lines; e4-e6 and e8 are lower levels.
 # 97110: p99 of units [1, 2, 2, 12] = 12; median charge/unit 50.
 EXPECTED = {
     "e1": (1.0, 5.0, 1.0, N, N, 1.0, N, 0.0),
     "e2": (1.0, 5.0, 1.0, 5.0, 0.0, 1.0, N, 0.0),
     "e3": (1.0, 5.0, 1.0, 5.0, 0.0, 1.0, N, 0.0),
     "e4": (0.25, 1 / 3, 0.0, N, N, 1.0, N, 0.0),
-    "e5": (0.25, 1 / 3, 0.0, 0.0, -0.25, 1.0, N, 0.0),
-    "e6": (0.25, 1 / 3, 0.0, 0.0, -0.25, N, N, 0.0),  # 99214 has 1 line < min_code_lines
+    "e5": (0.25, 1 / 3, 0.0, N, N, 1.0, N, 0.0),  # the recent mix is set on top-level visits only
+    "e6": (0.25, 1 / 3, 0.0, N, N, N, N, 0.0),  # 99214 has 1 line < min_code_lines
     "e7": (0.25, 1 / 3, 1.0, 4 / 9, 1 / 12, 1.0, N, 0.0),
     "e8": (N, N, 0.0, N, N, 1.0, N, 0.0),
     "u1": (N, N, N, N, N, 1 / 12, 1.0, 0.0),
@@ -144,8 +144,8 @@ def test_sparse_feed_without_units_or_charges(spark):
         "provider_em_high_share": 7,
         "provider_em_high_share_to_peers": 7,
         "em_billed_top_level": 8,
-        "provider_em_high_share_90d_to_peers": 5,
-        "provider_em_high_share_rise": 5,
+        "provider_em_high_share_90d_to_peers": 3,
+        "provider_em_high_share_rise": 3,
         "units_to_code_p99": 0,
         "charge_to_code_median": 0,
         "same_day_repeat_count": 14,

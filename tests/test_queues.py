@@ -39,6 +39,15 @@ def test_claims_rank_by_expected_recovery_within_capacity_and_min_score(spark):
     assert out["expected_recovery"].tolist() == [2000.0, 1400.0, 900.0, 900.0]
 
 
+def test_claims_that_break_a_certain_rule_come_first_whatever_their_amount(spark):
+    from claimsentry.models.scoring import CERTAIN_SCORE
+
+    rows = ROWS + [("c7", "medical", CERTAIN_SCORE, 20.0, "4444444445", ["MB001"]),  # after death, $20
+                   ("c8", "pharmacy", 1.0, 10.0, "4444444445", ["MB002"])]  # outside enrollment, $10
+    out = select_claims(scored_frame(spark, rows), QueueParams(claim_capacity=4, min_score=0.05)).orderBy("rank").toPandas()
+    assert out["claim_id"].tolist() == ["c7", "c8", "c2", "c6"]  # 19.90 before 10.00, then by recovery
+
+
 def test_segment_capacity_limits_each_team(spark):
     params = QueueParams(claim_capacity=10, min_score=0.05, segment_by="claim_source", segment_capacity=(("pharmacy", 1),))
     out = select_claims(scored_frame(spark, ROWS), params).orderBy("rank").toPandas()

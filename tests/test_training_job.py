@@ -15,6 +15,7 @@ def test_train_from_input_registers_a_champion_and_logs_the_report_contract(trai
     returned). A second run meeting a champion: tests/test_models.py (``train_from_features``)."""
     from mlflow import MlflowClient
 
+    from claimsentry.jobs import train
     from claimsentry.models.registry import load_champion
 
     result, settings = trained_run["result"], trained_run["settings"]
@@ -27,6 +28,18 @@ def test_train_from_input_registers_a_champion_and_logs_the_report_contract(trai
         assert key in m, key
     assert m["ground_truth"] == "generator_truth" and m["per_scheme_recall"]
     assert m["n_test"] > 0 and m["roc_auc"] > 0.5
+    # issue 34: the split says where it went, validation held out providers, and the figures for
+    # perpetrators nobody labelled are there beside the rest
+    assert m["split"]["dates_from"] == "audited claims" and m["split"]["validation"] == "held-out providers before test_start"
+    assert m["periods"]["test"]["audited"] > 0
+    u = m["unknown_perpetrators"]
+    assert u["n_improper_never_labelled"] > 0 and u["recall_top5_never_labelled_by_scheme"]
+    assert set(u["recall_top5_never_labelled_by_scheme"]) <= set(m["per_scheme_recall"])
+    assert "recall in the top 5%" in train.training_summary(result)
+    assert json.loads(open(MlflowClient(settings.mlflow_tracking_uri).download_artifacts(
+        result["run_id"], "promotion.json")).read())["challenger_unknown_perpetrators"]["pr_auc"] == pytest.approx(u["pr_auc"])
+    run = MlflowClient(settings.mlflow_tracking_uri).get_run(result["run_id"])
+    assert "unknown_perpetrators.min_recall_top5_never_labelled" in run.data.metrics
 
     c = MlflowClient(settings.mlflow_tracking_uri)
     top = {a.path for a in c.list_artifacts(result["run_id"])}

@@ -249,6 +249,7 @@ def inpatient_stays(rng: np.random.Generator, m: Members, prov: Providers, ref: 
     ok = m.covered(stays.m.to_numpy(), stays.discharge.to_numpy()) & (stays.discharge <= end).to_numpy()
     stays = stays[ok].reset_index(drop=True)
     stays = _inpatient_schemes(rng, stays, prov, ref, m, end)
+    stays = _legitimate_readmissions(rng, stays, prov, ref, m, end)
     weight = dict(zip(ref.drg.drg_code, ref.drg.weight))
     gm = dict(zip(ref.drg.drg_code, ref.drg.gmlos_days))
     w = stays.drg_code.map(weight).to_numpy(dtype=float)
@@ -325,6 +326,26 @@ def _inpatient_schemes(rng: np.random.Generator, stays: pd.DataFrame, prov: Prov
     stays.loc[cut, "los"] = first_los[cut]
     stays.loc[cut, "discharge"] = stays.admit[cut] + stays.los[cut]
     return pd.concat([stays, second], ignore_index=True)
+
+
+def _legitimate_readmissions(rng: np.random.Generator, stays: pd.DataFrame, prov: Providers, ref: Reference,
+                             m: Members, end: int) -> pd.DataFrame:
+    """Look-alike (proper): 3% of the stays at hospitals that commit no inpatient scheme are followed
+    5-25 days after discharge by a new, unrelated admission to the same hospital (another DRG)."""
+    t = ref.templates
+    fair = ~stays.hospital.isin(sum((prov.fraud[k] for k in INPATIENT_SCHEMES), [])).to_numpy()
+    pick = stays[fair & stays.scheme.isna().to_numpy() & stays.lookalike.isna().to_numpy() & (rng.random(len(stays)) < 0.03)]
+    template = rng.integers(0, len(t), len(pick))
+    gm = t.gmlos_days.to_numpy(dtype=float)[template]
+    again = pd.DataFrame({
+        "m": pick.m.to_numpy(), "admit": pick.discharge.to_numpy() + rng.integers(5, 26, len(pick)),
+        "los": np.maximum(1, np.round(gm * np.exp(rng.normal(0, 0.35, len(pick))))).astype(np.int64),
+        "hospital": pick.hospital.to_numpy(), "true_template": template, "code_template": template,
+        "drg_code": t.drg_code.to_numpy()[template], "scheme": None, "detail": None, "lookalike": "legitimate_readmission",
+    })
+    again["discharge"] = again.admit + again.los
+    ok = m.covered(again.m.to_numpy(), again.discharge.to_numpy()) & (again.discharge <= end).to_numpy()
+    return pd.concat([stays, again[ok]], ignore_index=True)
 
 
 def institutional_lines(rng: np.random.Generator, stays: pd.DataFrame) -> pd.DataFrame:
