@@ -17,6 +17,17 @@ DAGS = REPO / "dags"
 TRAINING_DATE = "2026-01-04"  # the model_training run that trains the session's champion
 
 
+def bench_module(name: str):
+    """A script of bench/ imported as a module (bench/ is not a package)."""
+    import importlib
+
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+
+
 def utc(ds: str) -> dt.datetime:
     """A DAG run's logical date: midnight UTC of ``YYYY-MM-DD``."""
     return dt.datetime.fromisoformat(ds).replace(tzinfo=dt.timezone.utc)

@@ -3,27 +3,16 @@ in this process, no Spark; the side-by-side figures come from running versus_bas
 
 from __future__ import annotations
 
-import importlib
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _bench_module(name: str):
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(REPO / "bench"))
+from conftest import bench_module
 
 
 def test_baseline_scores_every_claim_of_the_last_quarter_and_metrics_have_their_shape(generated_claims):
-    baseline, versus = _bench_module("baseline"), _bench_module("versus_baseline")
+    baseline, versus = bench_module("baseline"), bench_module("versus_baseline")
     scores, info = baseline.run(generated_claims, seed=1)
 
     claims, start, last = versus.evaluation_claims(generated_claims)

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _bench_module(name: str):
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(REPO / "bench"))
+from conftest import bench_module
 
 
 @pytest.mark.slow
@@ -25,7 +14,7 @@ def test_bench_smoke_writes_results_with_stage_ceilings(tmp_path, trained_settin
     """bench/run.py's main on a tiny size. The session's champion: training is covered by its own
     tests, so the smoke only scores; --in-process reuses the session's Spark instead of starting a
     JVM per size (real figures come from a fresh process per size)."""
-    run = _bench_module("run")
+    run = bench_module("run")
     code = run.main(["--sizes", "3000", "--train-members", "150", "--in-process",
                      "--model-data-dir", str(trained_settings.get("data_dir")),
                      "--work-dir", str(tmp_path / "work"), "--results-dir", str(tmp_path / "results")])
@@ -46,7 +35,7 @@ def test_spark_profile_attributes_executor_time_to_pipeline_stages(tmp_path):
     """bench/spark_profile.py on a hand-written event log in Spark 4's rolling layout (given -> expect):
     tasks add up per Spark stage, Spark stages go to the pipeline stage named by their job's
     description, and a stage's operators come from its RDD scopes."""
-    spark_profile = _bench_module("spark_profile")
+    spark_profile = bench_module("spark_profile")
 
     def task(stage, run_ms, cpu_ns, spill=0, shuffle=0):
         return {"Event": "SparkListenerTaskEnd", "Stage ID": stage, "Task Metrics": {
@@ -84,7 +73,7 @@ def test_jvm_threads_groups_the_session_jvms_cpu_by_thread_kind(spark):
     """bench/jvm_threads.py: thread names map to their groups (given -> expect), and a reading of
     the test session's own Spark JVM finds its JIT compiler threads and its executor task threads
     (the fixture's session has run tasks by now: one job is run here to be sure)."""
-    jvm_threads = _bench_module("jvm_threads")
+    jvm_threads = bench_module("jvm_threads")
     given = [("Executor task l", 3.0), ("Executor task i", 1.0), ("C2 CompilerThre", 2.5), ("C1 CompilerThre", 0.5),
              ("Thread-7", 1.0), ("GC Thread#0", 0.3), ("pool-12-thread-", 0.1)]
     assert jvm_threads.cpu_by_group(given) == {
