@@ -10,7 +10,7 @@ thread's last reading and prints CPU seconds per thread group. Linux only.
 Spark's event log (``bench/spark_profile.py``) counts executor run time only. The JVM also spends
 CPU compiling code with the JIT, collecting garbage and planning queries on the driver's py4j
 threads, and on 2 cores all of that competes with the tasks. At 2M and 10M lines the JIT
-compilers alone used 250-315 s of CPU per run (BENCHMARKS.md 2026-12-04 (c)).
+compilers alone used 250-315 s of CPU per run (BENCHMARKS.md's history in git, 2026-12-04 (c)).
 
 A thread's name is the kernel's first 15 characters of it (``C2 CompilerThread0`` reads
 ``C2 CompilerThre``). Threads that end between two readings lose at most one interval of CPU.

@@ -104,7 +104,7 @@ def join_blocks(base: DataFrame, blocks: list[DataFrame]) -> DataFrame:
     single-source block (pharmacy, professional: ``claim_source`` a literal) lost its
     ``claim_source`` key to constant folding: Spark joined it on claim_id alone, with the literal
     as a filter, and re-shuffled and sorted the whole wide frame by claim_id for it (at 10M lines
-    a 3.5 GiB exchange, BENCHMARKS.md 2026-12-03)."""
+    a 3.5 GiB exchange, BENCHMARKS.md's history in git, 2026-12-03)."""
     out = base.withColumn(JOIN_KEY, _join_key())
     for block in blocks:
         key = JOIN_KEY if "claim_source" in block.columns else "claim_id"  # claim_id alone: either source
@@ -158,7 +158,7 @@ def build_claim_features(spark, tables: dict[str, DataFrame], settings) -> Featu
     params = settings.section("features") if hasattr(settings, "section") else {}
     lines = tables["medical_claim"]
     # Every block reads the header and the base: computed once and cached (measured at 1M lines:
-    # features 154 s when each block re-derived them, 52 s cached; bench/BENCHMARKS.md).
+    # features 154 s when each block re-derived them, 52 s cached; BENCHMARKS.md's history in git).
     cached: list[DataFrame] = []
 
     def cache(df: DataFrame) -> DataFrame:

@@ -11,7 +11,7 @@ max differ (lines truly disagree) go through the per-value vote, so a clean feed
 The 75 coding columns (diagnosis codes, their present-on-admission flags, procedure codes) are not
 part of the header: only the MS-DRG grouper reads them, for inpatient stays. ``claim_coding`` votes
 them the same way for the claims asked for, over those claims' lines alone. In the header's sort
-aggregate they were three quarters of the fields, for every claim (BENCHMARKS.md, 2026-12-03 (g)).
+aggregate they were three quarters of the fields, for every claim (BENCHMARKS.md's history in git, 2026-12-03 (g)).
 """
 
 from __future__ import annotations

@@ -223,7 +223,7 @@ def apply_rules(df: DataFrame, rules: list[dict]) -> tuple[DataFrame, list[str],
     """
     columns = set(df.columns)
     # `when` is type-checked on an empty frame of the same schema: a select on the features' own
-    # plan (dozens of joins) re-analysed that plan once per rule (BENCHMARKS.md, 2026-12-02 (b)).
+    # plan (dozens of joins) re-analysed that plan once per rule (BENCHMARKS.md's history in git, 2026-12-02 (b)).
     probe = df.sparkSession.createDataFrame([], df.schema)
     rule_cols: list[str] = []
     descriptions: dict[str, str] = {}

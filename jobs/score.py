@@ -136,7 +136,7 @@ def run_score(
 
         # The report reads only the gate's output, and GE runs one small Spark job per metric (one
         # core, much of it driver time): beside the features and scoring it fills cores they leave
-        # idle (300 members -33%, 2M -9%; at the demo's size about even: BENCHMARKS.md 2026-12-03 (f)).
+        # idle (300 members -33%, 2M -9%; at the demo's size about even: BENCHMARKS.md's history in git, 2026-12-03 (f)).
         with beside(spark, data_quality_report, pool="data_quality") as report:
             with timings.stage("features"):
                 fs = build_claim_features(spark, gate.tables, settings)

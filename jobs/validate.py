@@ -345,7 +345,7 @@ def _checked_view(flagged: DataFrame) -> DataFrame:
 # That method is above the JVM's 8,000-byte limit for JIT compilation, and Spark's default
 # hugeMethodLimit (65,535) lets it through, so it runs interpreted. At this limit Spark falls back to
 # non-fused code that the JIT compiles. The pharmacy pass inside the gate, per 1.06M fills:
-# 14.3-14.4 s -> 10.5-11.0 s (BENCHMARKS.md, 2026-12-03 (c)). Only around the gate's pass: set for
+# 14.3-14.4 s -> 10.5-11.0 s (BENCHMARKS.md's history in git, 2026-12-03 (c)). Only around the gate's pass: set for
 # the whole run, the feature plans got slower (2M run 282 -> 314 s).
 ROW_PASS_HUGE_METHOD_LIMIT = "8000"
 
@@ -356,7 +356,7 @@ def _materialise(
     """Compute ``frame`` once: write it to ``path`` and read it back, or persist it when there is
     no path. The raw shadows of the ``stored`` (stored-typed) columns are not written: they are the
     values' strings, derived again on read (generated Parquet: 40 of the medical copy's 189
-    columns; the gate at 2M lines 96-103 s -> 86-88 s, BENCHMARKS.md 2026-12-03 (g)). A file Spark
+    columns; the gate at 2M lines 96-103 s -> 86-88 s, BENCHMARKS.md's history in git, 2026-12-03 (g)). A file Spark
     cannot decode (e.g. a truncated .csv.gz) is a one-line GateFailed."""
     try:
         with session_conf(spark, {"spark.sql.codegen.hugeMethodLimit": ROW_PASS_HUGE_METHOD_LIMIT}):

@@ -43,7 +43,7 @@ def test_blocks_join_on_claim_id_and_source(spark):
 def test_single_source_blocks_keep_both_keys_in_the_join(spark):
     """A block whose claim_source is a literal used to be joined on claim_id alone, the literal a
     filter: the wide frame was then re-hashed on claim_id (a 3.5 GiB exchange at 10M lines,
-    BENCHMARKS.md 2026-12-03). Every block join is now on the one claim key."""
+    BENCHMARKS.md's history in git, 2026-12-03). Every block join is now on the one claim key."""
     plan = join_blocks(_base(spark), _blocks(spark))._jdf.queryExecution().optimizedPlan().toString()
     joins = [line for line in plan.splitlines() if "Join LeftOuter" in line]
     assert len(joins) == 3

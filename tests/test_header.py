@@ -112,7 +112,7 @@ def _operators(df):
 
 def test_a_header_without_disagreement_reads_the_cached_aggregate(spark):
     """The usual feed (every line of a claim repeats the header) pays one aggregate of the lines;
-    reading the header afterwards neither re-aggregates nor shuffles (BENCHMARKS.md, 2026-11-25 (c))."""
+    reading the header afterwards neither re-aggregates nor shuffles (BENCHMARKS.md's history in git, 2026-11-25 (c))."""
     lines = spark.createDataFrame(
         [("a", 1, "professional", "p1", "1234567893", D1, None, None, "11", None, 10.0),
          ("a", 2, "professional", "p1", "1234567893", D1, None, None, "11", None, 20.0),

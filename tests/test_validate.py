@@ -330,7 +330,7 @@ def test_group_rules_duplicates_conflicts_overlaps(corpus):
 def test_the_wide_rows_are_never_shuffled_and_both_join_paths_agree(spark, corpus):
     """The gate's one pass over the input (typing and row rules, the frame it writes) has no shuffle
     and no sort; the group rules shuffle only narrow columns (at 10M lines the wide-row shuffle and
-    sort were a third of the gate: BENCHMARKS.md, 2026-12-02). Their failing rows are broadcast
+    sort were a third of the gate: BENCHMARKS.md's history in git, 2026-12-02). Their failing rows are broadcast
     back; the shuffle-join fallback for a badly broken feed gives the same reasons."""
     from claimsentry import quality
     from claimsentry.jobs.validate import _read_table, check_table
