@@ -7,6 +7,11 @@ service_end_date (admission .. discharge for a stay); of a pharmacy claim the di
 
 Eligibility (one row per enrollment span) is reduced to one row per person: the recorded death date
 (earliest, when spans disagree) and the member's enrollment spans merged where they overlap or touch.
+
+Enrollment is only known where the eligibility feed reaches: from its earliest span start to its
+latest span end. A service day outside that window is unknown, not "outside enrollment" — CMS
+DE-SynPUF, for one, has inpatient claims from late 2007 and beneficiary files from 2008 on, and every
+such claim would otherwise count as billed without coverage (and rank first, as a certain rule).
 """
 
 from __future__ import annotations
@@ -48,18 +53,26 @@ def member_features(claims: DataFrame, eligibility: DataFrame) -> DataFrame:
     """One row per (claim_id, claim_source) of ``claims`` (claim_id, claim_source, person_id,
     claim_date, service_end_date) with FEATURES and CONTEXT_COLUMNS.
 
-    ``days_outside_enrollment`` counts the claim's service days outside every merged span; a member
-    with no enrollment at all has every service day outside. ``days_after_death`` is null for a
-    member absent from eligibility (nothing known), 0 with no recorded death.
+    ``days_outside_enrollment`` counts the claim's service days inside the feed's window (module
+    docstring) and outside every merged span of the member; a member with no enrollment at all has
+    every such day outside. ``days_after_death`` is null for a member absent from eligibility
+    (nothing known), 0 with no recorded death.
     """
     start = F.col("claim_date")
     end = F.when(F.col("claim_source") == "pharmacy", start).otherwise(
         F.greatest(start, F.coalesce(F.col("service_end_date"), start))
     )
     periods = claims.select("claim_id", "claim_source", "person_id", start.alias("_start"), end.alias("_end"))
+    feed = eligibility.agg(  # one row: the dates the feed covers
+        F.min("enrollment_start_date").alias("_feed_start"), F.max("enrollment_end_date").alias("_feed_end")
+    )
+    periods = periods.crossJoin(F.broadcast(feed)).select(
+        "claim_id", "claim_source", "person_id", "_start", "_end",
+        F.greatest("_start", "_feed_start").alias("_wstart"), F.least("_end", "_feed_end").alias("_wend"),
+    )
 
     spans = merged_enrollment_spans(eligibility)
-    overlap_days = F.datediff(F.least("_end", "span_end_date"), F.greatest("_start", "span_start_date")) + 1
+    overlap_days = F.datediff(F.least("_wend", "span_end_date"), F.greatest("_wstart", "span_start_date")) + 1
     covered = (
         periods.join(spans, "person_id", "inner")
         .where(overlap_days > 0)
@@ -78,7 +91,10 @@ def member_features(claims: DataFrame, eligibility: DataFrame) -> DataFrame:
             F.when(F.col("_known_member"), F.greatest(F.coalesce(after_death, F.lit(0)), F.lit(0)))
             .cast("double")
             .alias("days_after_death"),
-            F.when(F.col("_start").isNotNull(), service_period_days - F.coalesce(F.col("_covered_days"), F.lit(0)))
+            F.when(
+                F.col("_start").isNotNull(),
+                F.greatest(F.datediff("_wend", "_wstart") + 1, F.lit(0)) - F.coalesce(F.col("_covered_days"), F.lit(0)),
+            )
             .cast("double")
             .alias("days_outside_enrollment"),
             "member_death_date",

@@ -28,8 +28,14 @@ FEATURES: dict[str, str] = {
     "provider_em_high_share": "share of the provider's office E/M lines billed at the highest level (99205/99215)",
     "provider_em_high_share_to_peers": "provider's highest-level E/M share / the same share over all other providers' E/M lines",
     "em_billed_top_level": "1 if the claim bills an office E/M visit at the highest level (99205/99215), 0 if at a lower one",
-    "provider_em_high_share_90d_to_peers": "on a top-level visit: provider's highest-level E/M share over the 90 days up to the claim / the pooled share of all other providers",
-    "provider_em_high_share_rise": "on a top-level visit: provider's highest-level E/M share over the 90 days up to the claim minus its share over all its lines (a practice that starts upcoding)",
+    "provider_em_high_share_90d_to_peers": (
+        "on a top-level visit coded with at most 2 diagnoses: the provider's share of such visits over the 90 days up"
+        " to the claim / the pooled share of all other providers (a level its coded complexity does not support)"
+    ),
+    "provider_em_high_share_rise": (
+        "on a top-level visit coded with at most 2 diagnoses: the provider's share of such visits over the 90 days up"
+        " to the claim minus its share over all its visits (a practice that starts upcoding)"
+    ),
     "units_to_code_p99": "highest units on a line of the claim / 99th percentile of units on lines of the same HCPCS code",
     "charge_to_code_median": "highest charge per unit on a line of the claim / median charge per unit of the same HCPCS code",
     "same_day_repeat_count": "most extra lines of one HCPCS code for the member on one service day (0 = no repeat)",
@@ -52,15 +58,19 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
 
 
 def professional_lines(lines: DataFrame, header: DataFrame) -> DataFrame:
-    """One row per line of a professional claim: claim_id, person_id, provider_npi (rendering,
-    else billing), service_date (line start, else claim start), hcpcs_code, units, charge_amount."""
+    """One row per line of a professional claim: claim_id, person_id, dx_count (diagnosis codes on
+    the line), provider_npi (rendering, else billing), service_date (line start, else claim start),
+    hcpcs_code, units, charge_amount."""
     prof = header.where(F.col("claim_type") == "professional").select("claim_id")
     service_date = F.coalesce(
         *[F.col(c) for c in ("claim_line_start_date", "claim_start_date") if c in lines.columns]
     )
+    dx = [F.col(c) for c in lines.columns if c.startswith("diagnosis_code_") and c[len("diagnosis_code_"):].isdigit()]
+    dx_count = F.size(F.array_compact(F.array(*dx))).cast("double") if dx else F.lit(None).cast("double")
     return lines.join(prof, "claim_id", "left_semi").select(
         "claim_id",
         "person_id",
+        dx_count.alias("dx_count"),
         F.coalesce(F.col("rendering_npi"), F.col("billing_npi")).alias("provider_npi"),
         service_date.alias("service_date"),
         F.upper(F.trim("hcpcs_code")).alias("hcpcs_code"),
@@ -88,20 +98,36 @@ def em_mix(lines: DataFrame, *, min_provider_em_lines: int = 20) -> DataFrame:
     )
 
 
-def em_recent_share(lines: DataFrame, *, window_days: int = 90, min_window_em_lines: int = 10) -> DataFrame:
-    """One row per office E/M line (claim_id, provider_npi, service_date, hcpcs_code) with
-    ``em_high_share_recent``: the provider's share of highest-level E/M lines among its E/M lines
-    dated in the ``window_days`` up to this line's date (null below ``min_window_em_lines`` lines).
-    Only earlier and same-day lines count, so a claim's value never depends on later claims."""
+LOW_COMPLEXITY_MAX_DX = 2  # a top-level visit coded with this many diagnoses or fewer is "simple"
+
+
+def em_recent_share(
+    lines: DataFrame, *, window_days: int = 90, min_window_em_lines: int = 10, min_provider_em_lines: int = 20
+) -> DataFrame:
+    """One row per office E/M line: claim_id, ``_high`` (billed at the highest level), ``_simple``
+    (highest level on a claim coded with at most ``LOW_COMPLEXITY_MAX_DX`` diagnoses: a level the
+    coded complexity does not support), ``simple_share_recent`` (the provider's share of such lines
+    among its E/M lines in the ``window_days`` up to this line; null below ``min_window_em_lines``;
+    earlier and same-day lines only, so a claim's value never depends on later claims),
+    ``simple_share`` (the provider's share over all its lines) and ``peer_simple_share`` (the pooled
+    share of all other providers; null for a provider below ``min_provider_em_lines``)."""
     em = lines.where(F.col("hcpcs_code").isin(*EM_CODES) & F.col("provider_npi").isNotNull() & F.col("service_date").isNotNull())
     day = F.datediff(F.col("service_date"), F.lit("1970-01-01").cast("date"))
-    w = Window.partitionBy("provider_npi").orderBy("_day").rangeBetween(-int(window_days), 0)
     high = F.col("hcpcs_code").isin(*EM_HIGH_CODES).cast("double")
-    em = em.withColumn("_day", day).withColumn("_high", high)
-    n, k = F.count(F.lit(1)).over(w), F.sum("_high").over(w)
-    return em.select(
-        "claim_id", "provider_npi", "_high", F.when(n >= int(min_window_em_lines), k / n).alias("em_high_share_recent")
+    simple = (F.col("hcpcs_code").isin(*EM_HIGH_CODES) & (F.coalesce(F.col("dx_count"), F.lit(0)) <= LOW_COMPLEXITY_MAX_DX)).cast("double")
+    em = em.withColumn("_day", day).withColumn("_high", high).withColumn("_simple", simple)
+    w = Window.partitionBy("provider_npi").orderBy("_day").rangeBetween(-int(window_days), 0)
+    n, k = F.count(F.lit(1)).over(w), F.sum("_simple").over(w)
+    per = em.groupBy("provider_npi").agg(F.count(F.lit(1)).alias("_em"), F.sum("_simple").alias("_s"))
+    totals = per.agg(F.sum("_em").alias("_tot_em"), F.sum("_s").alias("_tot_s"))
+    per = per.crossJoin(F.broadcast(totals)).where(F.col("_em") >= min_provider_em_lines).select(
+        "provider_npi",
+        (F.col("_s") / F.col("_em")).alias("simple_share"),
+        F.when(F.col("_tot_em") > F.col("_em"), (F.col("_tot_s") - F.col("_s")) / (F.col("_tot_em") - F.col("_em"))).alias("peer_simple_share"),
     )
+    return em.select(
+        "claim_id", "provider_npi", "_high", "_simple", F.when(n >= int(min_window_em_lines), k / n).alias("simple_share_recent")
+    ).join(per, "provider_npi", "left")
 
 
 def code_ratios(lines: DataFrame, *, min_code_lines: int = 20) -> DataFrame:
@@ -148,16 +174,17 @@ def professional_features(
     ).join(mix, "provider_npi", "left")
     has_em = F.col("hcpcs_code").isin(*EM_CODES)
     recent = (
-        em_recent_share(prof, window_days=em_window_days, min_window_em_lines=min_window_em_lines)
-        .join(mix, "provider_npi", "left")
+        em_recent_share(
+            prof, window_days=em_window_days, min_window_em_lines=min_window_em_lines, min_provider_em_lines=min_provider_em_lines
+        )
         .groupBy("claim_id")
         .agg(
             F.max("_high").alias("em_billed_top_level"),
-            # on top-level lines only: the provider's mix weighs on the visits that show it
-            F.max(F.when((F.col("_high") == 1.0) & (F.col("peer_em_high_share") > 0), F.col("em_high_share_recent") / F.col("peer_em_high_share"))).alias(
+            # on such visits only: the provider's recent mix weighs on the visits that show it
+            F.max(F.when((F.col("_simple") == 1.0) & (F.col("peer_simple_share") > 0), F.col("simple_share_recent") / F.col("peer_simple_share"))).alias(
                 "provider_em_high_share_90d_to_peers"
             ),
-            F.max(F.when(F.col("_high") == 1.0, F.col("em_high_share_recent") - F.col("provider_em_high_share"))).alias(
+            F.max(F.when(F.col("_simple") == 1.0, F.col("simple_share_recent") - F.col("simple_share"))).alias(
                 "provider_em_high_share_rise"
             ),
         )

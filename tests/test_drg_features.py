@@ -293,6 +293,8 @@ def test_services_after_death_and_outside_enrollment(spark):
         _line("O1", 1, day="2025-06-15"),  # 5 days after death, outside enrollment
         _line("O2", 1, person="P2", day="2025-06-15"),
         _line("O3", 1, person="P9", day="2025-06-15"),  # member not in eligibility
+        _line("O4", 1, person="P9", day="2024-12-30"),  # before the feed's first enrollment day: unknown
+        stay("I2", "293", "2024-12-30", "2025-01-02", person="P9"),  # 2 of its 4 days inside the feed's window
     ])
     rx = _frame(spark, PHARMACY_CLAIM, [
         {"claim_id": "R1", "claim_line_number": 1, "person_id": "P1", "prescribing_provider_npi": "D1",
@@ -307,6 +309,8 @@ def test_services_after_death_and_outside_enrollment(spark):
         "O1": (5.0, 1.0, 1.0),
         "O2": (0.0, 0.0, 1.0),
         "O3": (None, 1.0, 1.0),
+        "O4": (None, 0.0, 1.0),
+        "I2": (None, 2.0, 4.0),
         "R1": (0.0, 0.0, 1.0),
     }
     assert by_id(out, "member_death_date")["O1"] == (D("2025-06-10"),)

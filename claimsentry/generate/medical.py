@@ -98,6 +98,11 @@ def professional_visits(rng: np.random.Generator, m: Members, prov: Providers, e
     member_dx = rng.choice(chronic, m.n, p=[0.3, 0.15, 0.2, 0.05, 0.3])
     dx2 = member_dx[visits.m.to_numpy()]
     visits["dx2"] = np.where(dx2 == dx1, None, dx2)
+    # the look-alike practices' patients are complex: two more chronic conditions coded on every visit
+    comorbid = np.array(["N183", "I5022", "E1122", "J449", "I4891", "E6601"], dtype=object)
+    extra = np.stack([rng.choice(comorbid[:3], n), rng.choice(comorbid[3:], n)], axis=1)
+    visits["dx3"] = np.where(complex_, extra[:, 0], None)
+    visits["dx4"] = np.where(complex_, extra[:, 1], None)
     if hospitalist is not None and len(hospitalist):
         visits = pd.concat([visits, hospitalist], ignore_index=True)
     return visits
@@ -394,6 +399,7 @@ def professional_frame(visits: pd.DataFrame, lines: pd.DataFrame, m: Members, cl
         "coinsurance_amount": np.round(allowed - paid, 2), "copayment_amount": 0.0, "deductible_amount": 0.0,
         "diagnosis_code_type": "icd-10-cm", "diagnosis_code_1": visits.dx1.to_numpy()[v],
         "diagnosis_code_2": visits.dx2.to_numpy()[v],
+        **{f"diagnosis_code_{i}": visits[f"dx{i}"].to_numpy()[v] for i in (3, 4) if f"dx{i}" in visits},
     })
 
 
