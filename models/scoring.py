@@ -44,7 +44,7 @@ CONTRIBUTION_TYPE = ArrayType(
     StructType([StructField("feature", StringType()), StructField("contribution", DoubleType())])
 )
 CERTAIN_SCORE = 0.995  # lowest score of a claim that breaks a certain rule
-UNCERTAIN_CAP = 0.99  # highest score of any other claim
+UNCERTAIN_CAP = 0.99  # any other claim's score is scaled into [0, this]
 SCORE_FIELDS = [
     StructField("score", DoubleType()),
     StructField("model_score", DoubleType()),
@@ -162,12 +162,13 @@ def certain_tier(score: np.ndarray, pdf: pd.DataFrame, certain_rules: list[str])
     """A claim that breaks a ``certain`` rule (service after death, outside enrollment, the later copy
     of an exact duplicate) is an improper
     payment on its face: it scores in [CERTAIN_SCORE, 1], above every other claim, whose score is
-    capped just below (UNCERTAIN_CAP). Within each tier the order of ``score`` is kept."""
+    scaled into [0, UNCERTAIN_CAP] (scaled, not capped: a cap made every claim above it tie, and the
+    queue then ordered them by claim id). Within each tier the order of ``score`` is kept, strictly."""
     cols = [c for c in certain_rules if c in pdf]
     if not cols:
         return score
     hit = (np.nan_to_num(pdf[cols].to_numpy(dtype="float64"), nan=0.0) > 0).any(axis=1)
-    return np.where(hit, CERTAIN_SCORE + (1.0 - CERTAIN_SCORE) * score, np.minimum(score, UNCERTAIN_CAP))
+    return np.where(hit, CERTAIN_SCORE + (1.0 - CERTAIN_SCORE) * score, UNCERTAIN_CAP * score)
 
 
 def _score_fields(pdf: pd.DataFrame, booster: xgb.Booster, config: dict, *, version: str, top_k: int) -> pd.DataFrame:
