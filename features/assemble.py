@@ -132,6 +132,7 @@ class BlockContext:
     base: DataFrame
     params: dict
     unavailable: list[str] = field(default_factory=list)
+    quarantine: DataFrame | None = None  # the gate's rejected rows (table, row_content, reason), when known
 
     cached: list[DataFrame] = field(default_factory=list)
 
@@ -150,9 +151,10 @@ class BlockContext:
 BLOCKS: tuple[str, ...] = ("provider", "drg", "member", "duplicates", "pharmacy", "professional")
 
 
-def build_claim_features(spark, tables: dict[str, DataFrame], settings) -> FeatureSet:
+def build_claim_features(spark, tables: dict[str, DataFrame], settings, *, quarantine: DataFrame | None = None) -> FeatureSet:
     """Build ``claim_features`` from the gate's typed tables (medical_claim, eligibility, and
-    pharmacy_claim when present), then apply the rules knowledge base."""
+    pharmacy_claim when present), then apply the rules knowledge base. ``quarantine``: the gate's
+    rejected rows; a member whose enrollment row was rejected has unknown enrollment."""
     from claimsentry.features import rules as kb
 
     params = settings.section("features") if hasattr(settings, "section") else {}
@@ -170,7 +172,7 @@ def build_claim_features(spark, tables: dict[str, DataFrame], settings) -> Featu
     if tables.get("pharmacy_claim") is not None:
         base = base.unionByName(pharmacy_base(tables["pharmacy_claim"]))
     base = cache(base)
-    ctx = BlockContext(spark=spark, tables=tables, header=header, base=base, params=params)
+    ctx = BlockContext(spark=spark, tables=tables, header=header, base=base, params=params, quarantine=quarantine)
     frames, descriptions = [], {}
     for name in BLOCKS:
         module = importlib.import_module(f"claimsentry.features.{name}")

@@ -12,6 +12,8 @@ Enrollment is only known where the eligibility feed reaches: from its earliest s
 latest span end. A service day outside that window is unknown, not "outside enrollment" — CMS
 DE-SynPUF, for one, has inpatient claims from late 2007 and beneficiary files from 2008 on, and every
 such claim would otherwise count as billed without coverage (and rank first, as a certain rule).
+Likewise a member one of whose eligibility rows the gate quarantined has unknown enrollment
+(``days_outside_enrollment`` null): the rejected row may have held the span that covers the claim.
 """
 
 from __future__ import annotations
@@ -49,14 +51,23 @@ def member_death_dates(eligibility: DataFrame) -> DataFrame:
     return eligibility.groupBy("person_id").agg(F.min("death_date").alias("member_death_date"))
 
 
-def member_features(claims: DataFrame, eligibility: DataFrame) -> DataFrame:
+def quarantined_members(quarantine: DataFrame | None) -> DataFrame | None:
+    """One row per person_id with an eligibility row the gate rejected (from its raw row content)."""
+    if quarantine is None:
+        return None
+    pid = F.get_json_object(F.col("row_content"), "$.person_id")
+    return quarantine.where(F.col("table") == "eligibility").select(pid.alias("person_id")).where(F.col("person_id").isNotNull()).distinct()
+
+
+def member_features(claims: DataFrame, eligibility: DataFrame, incomplete: DataFrame | None = None) -> DataFrame:
     """One row per (claim_id, claim_source) of ``claims`` (claim_id, claim_source, person_id,
     claim_date, service_end_date) with FEATURES and CONTEXT_COLUMNS.
 
     ``days_outside_enrollment`` counts the claim's service days inside the feed's window (module
     docstring) and outside every merged span of the member; a member with no enrollment at all has
     every such day outside. ``days_after_death`` is null for a member absent from eligibility
-    (nothing known), 0 with no recorded death.
+    (nothing known), 0 with no recorded death. ``incomplete``: person_ids whose enrollment is not
+    fully known (a rejected eligibility row); their ``days_outside_enrollment`` is null.
     """
     start = F.col("claim_date")
     end = F.when(F.col("claim_source") == "pharmacy", start).otherwise(
@@ -80,6 +91,10 @@ def member_features(claims: DataFrame, eligibility: DataFrame) -> DataFrame:
         .agg(F.sum(overlap_days).alias("_covered_days"))
     )
     deaths = member_death_dates(eligibility).withColumn("_known_member", F.lit(True))
+    if incomplete is not None:
+        periods = periods.join(F.broadcast(incomplete.withColumn("_incomplete", F.lit(True))), "person_id", "left")
+    else:
+        periods = periods.withColumn("_incomplete", F.lit(None).cast("boolean"))
     service_period_days = F.datediff("_end", "_start") + 1
     after_death = F.datediff("_start", "member_death_date")
     return (
@@ -92,7 +107,7 @@ def member_features(claims: DataFrame, eligibility: DataFrame) -> DataFrame:
             .cast("double")
             .alias("days_after_death"),
             F.when(
-                F.col("_start").isNotNull(),
+                F.col("_start").isNotNull() & F.col("_incomplete").isNull(),
                 F.greatest(F.datediff("_wend", "_wstart") + 1, F.lit(0)) - F.coalesce(F.col("_covered_days"), F.lit(0)),
             )
             .cast("double")
@@ -109,4 +124,4 @@ def build(ctx) -> tuple[DataFrame | None, dict[str, str]]:
     if eligibility is None:
         ctx.unavailable.extend(FEATURES)
         return None, FEATURES
-    return member_features(ctx.base, eligibility), FEATURES
+    return member_features(ctx.base, eligibility, quarantined_members(ctx.quarantine)), FEATURES

@@ -139,7 +139,7 @@ def run_score(
         # idle (300 members -33%, 2M -9%; at the demo's size about even: BENCHMARKS.md's history in git, 2026-12-03 (f)).
         with beside(spark, data_quality_report, pool="data_quality") as report:
             with timings.stage("features"):
-                fs = build_claim_features(spark, gate.tables, settings)
+                fs = build_claim_features(spark, gate.tables, settings, quarantine=gate.quarantine)
             with timings.stage("score"):
                 # No per-claim SHAP here: only the queued claims are explained (explain_pandas below).
                 scored = score_claims(fs.frame, bundle, top_k=0).drop("contributions")

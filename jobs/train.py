@@ -462,7 +462,7 @@ def train_from_input(
         )
         feedback = cases.feedback_labels(cases.history_dir(settings), as_of)
         labels = cases.with_feedback_labels(spark, gate.tables.get("labels"), feedback)
-        fs = build_claim_features(spark, gate.tables, settings)
+        fs = build_claim_features(spark, gate.tables, settings, quarantine=gate.quarantine)
         try:
             result = train_from_features(
                 spark,
@@ -514,7 +514,8 @@ def run_from_cli(args, settings) -> int:
 def training_summary(result: Mapping[str, Any]) -> str:
     """The lines ``claimsentry train`` prints: the decision, the held-out figures, where the split put
     the periods and, with generator truth, the recall for perpetrators nobody labelled, per scheme."""
-    p, m = result["promotion"], result["metrics"]
+    m = result["metrics"]
+    p = result.get("promotion") or {"decision": result.get("decision"), "reason": result.get("reason", "")}
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     split = m.get("split") or {}
     test = (m.get("periods") or {}).get("test", {})

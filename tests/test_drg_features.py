@@ -304,6 +304,14 @@ def test_services_after_death_and_outside_enrollment(spark):
     header = medical_claim_header(lines)
     base = medical_base(header).unionByName(pharmacy_base(rx))
     out = member_block.member_features(base, elig)
+    # P2's second span was quarantined by the gate: P2's enrollment is unknown, not "outside"
+    quarantine = spark.createDataFrame(
+        [("eligibility", '{"person_id":"P2","enrollment_start_date":"2026-01-01"}', "enrollment_end_date is missing"),
+         ("medical_claim", '{"person_id":"P1"}', "paid_amount is negative")],
+        "table string, row_content string, reason string",
+    )
+    partial = member_block.member_features(base, elig, member_block.quarantined_members(quarantine))
+    assert by_id(partial, "days_outside_enrollment")["O2"] == (None,) and by_id(partial, "days_outside_enrollment")["O1"] == (1.0,)
     assert by_id(out, "days_after_death", "days_outside_enrollment", "service_period_days") == {
         "I1": (0.0, 3.0, 6.0),
         "O1": (5.0, 1.0, 1.0),
