@@ -558,3 +558,34 @@ def test_blends_on_percentiles_and_the_max_is_chosen_when_it_ranks_best():
     assert set(np.argsort(-raw)[:20]) == set(range(20))
     # without a model CDF (an older bundle) the linear blend reads the probability, as before
     assert T.blend_scores(model, anomaly, {"blend_weight": 0.5}) == pytest.approx(0.5 * model + 0.5 * anomaly)
+
+
+def test_a_model_registered_before_the_surprise_score_still_scores():
+    """Older champions' anomaly models (no ``method``): the capped mean of the top z-scores."""
+    from claimsentry.models.anomaly import anomaly_score
+
+    legacy = {"feature_cols": ["a", "b"], "peers": {"medical|__global__": {"a": [0.0, 1.0], "b": [0.0, 1.0]}},
+              "z_cap": 10.0, "top_n": 2, "direction": "upper", "cdf": [0.0, 1.0, 2.0, 5.0]}
+    pdf = pd.DataFrame({"claim_source": "medical", "peer_group": None, "a": [0.0, 3.0, 30.0], "b": [0.0, 1.0, 0.0]})
+    score, z = anomaly_score(pdf, legacy)
+    np.testing.assert_allclose(z, [[0, 0], [3, 1], [10, 0]])  # capped at z_cap
+    np.testing.assert_allclose(score, [0.0, 0.5, 0.75])  # raw 0, 2, 5 on the plain CDF
+
+
+def test_with_the_max_blend_reasons_come_from_the_side_that_decided_the_claim():
+    from claimsentry.models import train as T
+    from claimsentry.models.scoring import _anomaly_decides, _contributions, _matrix
+
+    pdf, labels = synthetic_claims(200, seed=6)
+    bundle = _tiny_bundle(pdf, labels)
+    config = {**bundle.scoring_config(), "blend_method": "max", "model_cdf": T.score_cdf(np.linspace(0, 1, 101))}
+    model_score = np.array([0.9, 0.1])
+    anomaly = np.array([0.2, 0.95])
+    decides = _anomaly_decides(model_score, anomaly, config)
+    assert decides.tolist() == [False, True]
+    rows = pdf.head(2).reset_index(drop=True)
+    z = np.array([[0.0, 2.5], [0.0, 2.5]])  # the anomaly's surprise per feature
+    got = _contributions(bundle.booster, _matrix(rows, config["feature_cols"]), z, config, 5, decides)
+    shap = bundle.booster.predict(_matrix(rows, config["feature_cols"]), pred_contribs=True)[0, :-1]
+    assert got[1] == [{"feature": config["anomaly"]["feature_cols"][1], "contribution": 2.5}]
+    assert {c["feature"] for c in got[0]} == {f for f, v in zip(config["feature_cols"], shap) if v > 0}
