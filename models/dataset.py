@@ -121,8 +121,7 @@ def split_dates(
 def held_out_provider(fraction: float, seed: int) -> F.Column:
     """True for the billing providers held out for validation: a fixed hash of the NPI below
     ``fraction`` (the same providers on every run; a claim without a billing NPI is never held out)."""
-    u = (F.abs(F.xxhash64(F.col("billing_npi"), F.lit(int(seed)))) % 1_000_000) / 1_000_000.0
-    return F.coalesce(u < F.lit(float(fraction)), F.lit(False))
+    return F.coalesce(hash_uniform("billing_npi", seed=seed) < F.lit(float(fraction)), F.lit(False))
 
 
 def assign_period(features: DataFrame, dates: SplitDates, *, provider_holdout_fraction: float = 0.0, seed: int = 7) -> DataFrame:
@@ -139,9 +138,14 @@ def assign_period(features: DataFrame, dates: SplitDates, *, provider_holdout_fr
     )
 
 
+def hash_uniform(*columns: str, seed: int) -> F.Column:
+    """A deterministic pseudo-random number in [0, 1) per value of ``columns`` (same draw on every re-run)."""
+    return (F.abs(F.xxhash64(*[F.col(c) for c in columns], F.lit(int(seed)))) % 1_000_000) / 1_000_000.0
+
+
 def key_uniform(seed: int) -> F.Column:
     """A deterministic pseudo-random number in [0, 1) per claim key (same draw on every re-run)."""
-    return (F.abs(F.xxhash64(F.col("claim_id"), F.col("claim_source"), F.lit(int(seed)))) % 1_000_000) / 1_000_000.0
+    return hash_uniform("claim_id", "claim_source", seed=seed)
 
 
 def attach_labels(
