@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("claimsentry.jobs.report", "write the HTML model and queue report for actuaries"),
     "feedback": ("claimsentry.jobs.feedback", "import auditor dispositions (closes cases, feeds training)"),
     "import-synpuf": ("claimsentry.jobs.import_synpuf", "map CMS DE-SynPUF files to the contract's input tables"),
+    "cases": ("claimsentry.jobs.cases", "audit cases: list and filter, show one case's timeline, record lifecycle events"),
+    "audit-sample": ("claimsentry.jobs.audit_sample", "draw a seeded random sample of one provider's claims for an audit"),
+    "extrapolate": ("claimsentry.jobs.extrapolate", "project a sample's overpayments onto its universe (90% confidence interval)"),
+    "reference": ("claimsentry.jobs.reference", "load a policy reference file (NCCI PTP/MUE/add-on, OIG LEIE, NPPES) as a new version"),
 }
 
 

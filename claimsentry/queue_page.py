@@ -34,7 +34,9 @@ def _shown(value) -> str | None:
     return str(value.date() if hasattr(value, "date") and callable(value.date) else value)
 
 
-def render_queue_page(queue: pd.DataFrame, *, run_date: str) -> str:
+def render_queue_page(queue: pd.DataFrame, *, run_date: str, cases: dict | None = None) -> str:
+    """The page's HTML. ``cases``: ``claimsentry.cases.deadline_summary`` of earlier runs' cases
+    (overdue and due-soon cases are listed above the queue)."""
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     template = env.from_string(resources.files("claimsentry").joinpath("templates/claim_queue.html").read_text("utf-8"))
     rows = []
@@ -56,9 +58,10 @@ def render_queue_page(queue: pd.DataFrame, *, run_date: str) -> str:
         total_expected=float(queue["expected_recovery"].sum()) if len(queue) else 0.0,
         model_version=", ".join(map(str, versions)) or "n/a",
         rules_version=", ".join(map(str, rules)) or "n/a",
+        cases=cases or {},
     )
 
 
-def write_queue_page(queue: pd.DataFrame, path: Path, *, run_date: str) -> Path:
-    path.write_text(render_queue_page(queue, run_date=run_date), encoding="utf-8")
+def write_queue_page(queue: pd.DataFrame, path: Path, *, run_date: str, cases: dict | None = None) -> Path:
+    path.write_text(render_queue_page(queue, run_date=run_date, cases=cases), encoding="utf-8")
     return path

@@ -696,6 +696,24 @@ def dollars_section(artifacts: Mapping[str, Any], run: RunData | None, metrics_c
     return {"available": True, "rows": rows}
 
 
+def recoveries_section(money: pd.DataFrame | None, *, top_n: int = 30) -> dict:
+    """Recovered dollars of worked audit cases by provider, scheme and model version
+    (``claimsentry.cases.recoveries``): what the queues brought back, per model that queued them."""
+    if money is None or money.empty:
+        return not_available("no audit case has a finding or a recovery recorded yet (claimsentry cases event / feedback)")
+    by_model = money.groupby("model_version", dropna=False)[["recovered"]].sum().reset_index()
+    return {
+        "available": True,
+        "rows": [
+            [str(r["billing_npi"]), str(r["scheme"]), str(r["model_version"]), fmt(r["cases"], "int"),
+             fmt(r["confirmed"], "int"), fmt(r["recovered"], "money")]
+            for r in money.head(top_n).to_dict("records")
+        ],
+        "more": max(0, len(money) - top_n),
+        "by_model": [[str(r["model_version"]), fmt(r["recovered"], "money")] for r in by_model.to_dict("records")],
+    }
+
+
 def _guard(name: str, build: Callable[[], dict]) -> dict:
     """A section that cannot be built says so instead of failing the whole report."""
     try:
@@ -705,8 +723,10 @@ def _guard(name: str, build: Callable[[], dict]) -> dict:
         return not_available(f"could not be built from the logged data ({type(exc).__name__}: {exc})")
 
 
-def build_context(model: ModelRef, artifacts: Mapping[str, Any], run: RunData | None, params: Mapping[str, Any]) -> dict:
-    """Everything the template shows, as strings and data URIs."""
+def build_context(model: ModelRef, artifacts: Mapping[str, Any], run: RunData | None, params: Mapping[str, Any],
+                  recovered: pd.DataFrame | None = None) -> dict:
+    """Everything the template shows, as strings and data URIs. ``recovered``: the case store's
+    recoveries roll-up (``claimsentry.cases.recoveries``)."""
     metrics_ctx = _guard("metrics", lambda: metrics_section(artifacts, default_capacity=params["capacity"]))
     return {
         "title": f"claimsentry model report: {model.name} v{model.version}",
@@ -722,6 +742,7 @@ def build_context(model: ModelRef, artifacts: Mapping[str, Any], run: RunData | 
             significant_above=params["psi_significant_above"])),
         "queue": _guard("queue", lambda: queue_section(run)),
         "dollars": _guard("dollars", lambda: dollars_section(artifacts, run, metrics_ctx)),
+        "recoveries": _guard("recoveries", lambda: recoveries_section(recovered)),
     }
 
 
@@ -770,7 +791,10 @@ def write_report(settings, out_path: str | Path | None, *, run_dir: str | Path |
         if run_dir is not None
         else None
     )
-    html = render_html(build_context(model, artifacts, run, params))
+    from claimsentry import cases
+
+    board = cases.case_board(cases.history_dir(settings), settings, dt.date.today())
+    html = render_html(build_context(model, artifacts, run, params, recovered=cases.recoveries(board)))
     out = Path(out_path) if out_path is not None else default_output(settings, run_dir, model.version)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

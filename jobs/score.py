@@ -163,7 +163,8 @@ def run_score(
             queued["rules_version"] = cases.rules_version(rules)
             claim_pdf = render_claim_queue(queued, rules, params)
             write_queue(claim_pdf, staging, "claim_queue")
-            write_queue_page(claim_pdf, staging / "claim_queue.html", run_date=run_date.isoformat())
+            case_deadlines = cases.deadline_summary(cases.case_board(history, settings, run_date, opened_before=run_date))
+            write_queue_page(claim_pdf, staging / "claim_queue.html", run_date=run_date.isoformat(), cases=case_deadlines)
             provider_pdf = render_provider_queue(select_providers(scored, params).toPandas(), rules)
             write_queue(provider_pdf, staging, "provider_queue")
         if not settings.get("validation.keep_accepted", False):
@@ -189,6 +190,7 @@ def run_score(
                 "amount_at_risk": round(float(claim_pdf["amount_at_risk"].sum()), 2) if len(claim_pdf) else 0.0,
                 "expected_recovery": round(float(claim_pdf["expected_recovery"].sum()), 2) if len(claim_pdf) else 0.0,
             },
+            "cases": case_deadlines,
             "rules_version": cases.rules_version(rules),
             "source_import": _source_import_report(input_dir),
             "queue_params": params.__dict__,

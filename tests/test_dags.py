@@ -390,12 +390,14 @@ def daily_runs(trained_run, dagbag, generated, tmp_path_factory):
     between them. Before D2's run, a killed earlier run of D2 left its staging folder (``stale``).
     ``{"work", "overrides", "runs", "top", "feedback", "stale"}``; the output root is
     ``work / "out"``."""
+    from claimsentry.cli import main as cli_main
     from claimsentry.config import load_settings
     from claimsentry.jobs.feedback import ingest_feedback
 
     assert trained_run["dag_run"].state == "success", "needs the champion from model_training"
     work = tmp_path_factory.mktemp("daily")
-    overrides = {"data_dir": str(trained_run["settings"].data_dir), "queue.history_dir": str(work / "history")}
+    overrides = {"data_dir": str(trained_run["settings"].data_dir), "queue.history_dir": str(work / "history"),
+                 "cases.deadlines_days": {"records_requested": 0}}  # records due the day they are requested
     daily = {"claims_root": str(generated), "output_root": str(work / "out"), "spark_submit": False, "settings_overrides": overrides}
     runs, top, feedback = {}, None, None
     # what a score run of D2 killed mid-run leaves: its staging folder with a typed copy of the input
@@ -411,7 +413,28 @@ def daily_runs(trained_run, dagbag, generated, tmp_path_factory):
                 pd.DataFrame([{"case_id": top["case_id"], "outcome": "confirmed", "recovered_amount": "100",
                                "outcome_date": D1}]).to_csv(dispositions, index=False)
                 feedback = ingest_feedback(load_settings(environ={}, overrides=overrides), dispositions)
-    return {"work": work, "overrides": overrides, "runs": runs, "top": top, "feedback": feedback, "stale": stale}
+                # and requests the second case's records, due that same day: overdue in D2's run
+                second = pd.read_parquet(work / "out" / D1 / "claim_queue.parquet").iloc[1]
+                assert cli_main(["--config", str(_config_file(work, overrides)), "cases", "event", second["case_id"],
+                                 "records_requested", "--date", D1, "--by", "auditor"]) == 0
+    return {"work": work, "overrides": overrides, "runs": runs, "top": top, "feedback": feedback, "stale": stale,
+            "requested": second["case_id"] if top is not None else None}
+
+
+def _config_file(work: Path, overrides: dict) -> Path:
+    """The overrides as a config file, for the command line."""
+    import yaml
+
+    tree: dict = {}
+    for dotted, value in overrides.items():
+        node = tree
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    path = work / "claimsentry.yaml"
+    path.write_text(yaml.safe_dump(tree), encoding="utf-8")
+    return path
 
 
 @pytest.mark.slow
@@ -490,6 +513,12 @@ def test_claims_daily_dag_cases_and_a_rerun_of_a_date(daily_runs, generated, spa
     queues = {ds: pd.read_parquet(work / "out" / ds / "claim_queue.parquet") for ds in (D1, D2)}
     assert len(queues[D2]) > 0 and not set(queues[D1]["case_id"]) & set(queues[D2]["case_id"])
     assert daily_runs["feedback"]["closed_cases"] == 1
+    # the case whose records were due on D1 is overdue in the next day's run: summary and page
+    d2 = json.loads((work / "out" / D2 / "run_summary.json").read_text(encoding="utf-8"))["cases"]
+    assert [(c["case_id"], c["state"], c["days_left"]) for c in d2["overdue"]] == [(daily_runs["requested"], "records_requested", -1)]
+    assert d2["cases"] == len(queues[D1]) and d2["by_state"]["records_requested"] == 1
+    page = (work / "out" / D2 / "claim_queue.html").read_text(encoding="utf-8")
+    assert "Cases past or near their deadline" in page and daily_runs["requested"] in page
     status = cases.case_status(history).set_index("case_id")["status"].sort_index()
     assert status[top["case_id"]] == "confirmed"
     assert (status == "open").sum() == len(queues[D1]) - 1 + len(queues[D2])

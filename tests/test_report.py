@@ -3,6 +3,7 @@ real MLflow sqlite store holding a registered xgboost champion and the training 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
@@ -284,7 +285,24 @@ def _section(html: str, section_id: str) -> str:
 
 
 def test_write_report_end_to_end(settings, champion, run_dir):
+    from claimsentry import cases
+    from claimsentry.jobs.cases import record
     from claimsentry.jobs.report import write_report
+
+    # two worked cases of version 1's queue: one recovered in two installments, one cleared
+    root = cases.history_dir(settings)
+    cases.record_queue(root, dt.date(2025, 6, 1), pd.DataFrame([
+        {"case_id": cases.case_id("medical", c), "claim_id": c, "claim_source": "medical", "rank": i + 1, "score": 0.9,
+         "amount_paid": 900.0, "billing_npi": "1234567893", "schemes": schemes, "model_version": "1"}
+        for i, (c, schemes) in enumerate([("m1", "drg_upcoding"), ("m2", None)])
+    ]))
+    m1, m2 = cases.case_id("medical", "m1"), cases.case_id("medical", "m2")
+    record(settings, pd.DataFrame([
+        {"case_id": m1, "state": "findings_issued", "event_date": "2025-07-01", "outcome": "confirmed", "amount": "700"},
+        {"case_id": m1, "state": "recovered", "event_date": "2025-08-01", "amount": "400"},
+        {"case_id": m1, "state": "recovered", "event_date": "2025-09-01", "amount": "300"},
+        {"case_id": m2, "state": "findings_issued", "event_date": "2025-07-01", "outcome": "cleared"},
+    ]), key="t", source="test", actor="auditor")
 
     out = write_report(settings, run_dir / "model_report.html", run_dir=run_dir)
     assert out == run_dir / "model_report.html"
@@ -335,6 +353,10 @@ def test_write_report_end_to_end(settings, champion, run_dir):
     dollars = _section(html, "dollars")
     assert "$4,000" in dollars and "$3,112" in dollars
     assert f"${audit['dollars_at_risk_in_queue']:,.0f}" in dollars and f"${truth['dollars_at_risk_in_queue']:,.0f}" in dollars
+    recovered = _section(html, "recoveries")
+    assert "<tr><td>1</td><td class=\"num\">$700</td></tr>" in recovered  # by model version
+    assert "<td>1234567893</td><td>drg_upcoding</td><td>1</td><td>1</td><td>1</td><td>$700</td>" in recovered
+    assert "<td>1234567893</td><td>(none)</td><td>1</td><td>1</td><td>0</td><td>$0</td>" in recovered
 
 
 def test_missing_artifacts_say_not_available(settings, champion):
