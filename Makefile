@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 # 19.0-19.2 s against 9.2-9.3 s.
 UV_VERSION := 0.13.9
 
-.PHONY: setup demo test bench holdout lock clean
+.PHONY: setup demo test browser bench holdout lock clean
 
 setup: $(STAMP)
 
@@ -29,8 +29,17 @@ $(STAMP): requirements.lock pyproject.toml
 demo: setup
 	$(VENV)/bin/claimsentry demo
 
-test: setup
+test: setup browser
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+
+# The case-page tests read pages in a real headless Chromium (tests/browser.py). Installed from the
+# Debian packages when missing and this is root on a Debian/Ubuntu machine; otherwise it says how.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 \
+	  || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	         echo "claimsentry test: installing Chromium (apt-get) for the case-page tests"; \
+	         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	       else echo "claimsentry test: the case-page tests need Chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
 # The benchmark of BENCHMARKS.md: each size in a fresh process, with its ceilings, on the shipped
 # Spark settings (10M lines: 552 s on 2 cores, JVM peak 5.3 GB, 2026-12-04).

@@ -34,9 +34,14 @@ def _shown(value) -> str | None:
     return str(value.date() if hasattr(value, "date") and callable(value.date) else value)
 
 
-def render_queue_page(queue: pd.DataFrame, *, run_date: str, cases: dict | None = None) -> str:
+def render_queue_page(queue: pd.DataFrame, *, run_date: str, cases: dict | None = None,
+                      providers: pd.DataFrame | None = None) -> str:
     """The page's HTML. ``cases``: ``claimsentry.cases.deadline_summary`` of earlier runs' cases
-    (overdue and due-soon cases are listed above the queue)."""
+    (overdue and due-soon cases are listed above the queue). Each case links to its page
+    (``cases/<case_id>.html``) and each provider of ``providers`` (the provider queue) to its own
+    (``providers/<npi>.html``), as ``claimsentry.case_pages`` writes them."""
+    from claimsentry.case_pages import page_name
+
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     template = env.from_string(resources.files("claimsentry").joinpath("templates/claim_queue.html").read_text("utf-8"))
     rows = []
@@ -47,6 +52,7 @@ def render_queue_page(queue: pd.DataFrame, *, run_date: str, cases: dict | None 
                 **rec,
                 "details": [(label, value) for label, value in details if value is not None],
                 "reason_list": [r for r in str(rec.get("reasons") or "").split("; ") if r],
+                "case_page": page_name(rec.get("case_id")),
             }
         )
     versions = queue.get("model_version", pd.Series(dtype=str)).dropna().unique()
@@ -59,9 +65,12 @@ def render_queue_page(queue: pd.DataFrame, *, run_date: str, cases: dict | None 
         model_version=", ".join(map(str, versions)) or "n/a",
         rules_version=", ".join(map(str, rules)) or "n/a",
         cases=cases or {},
+        providers=[{**p, "page": page_name(p["npi"])} for p in providers.sort_values("rank").to_dict("records")]
+        if providers is not None else [],
     )
 
 
-def write_queue_page(queue: pd.DataFrame, path: Path, *, run_date: str, cases: dict | None = None) -> Path:
-    path.write_text(render_queue_page(queue, run_date=run_date, cases=cases), encoding="utf-8")
+def write_queue_page(queue: pd.DataFrame, path: Path, *, run_date: str, cases: dict | None = None,
+                     providers: pd.DataFrame | None = None) -> Path:
+    path.write_text(render_queue_page(queue, run_date=run_date, cases=cases, providers=providers), encoding="utf-8")
     return path

@@ -20,7 +20,7 @@ from typing import Iterator
 from pyspark.sql import SparkSession
 
 from claimsentry import __version__ as claimsentry_version
-from claimsentry import cases
+from claimsentry import case_pages, cases
 from claimsentry.queue_page import write_queue_page
 from claimsentry.errors import InputError
 from claimsentry.io import atomic_dir, write_csv_for_spreadsheets
@@ -163,10 +163,23 @@ def run_score(
             queued["rules_version"] = cases.rules_version(rules)
             claim_pdf = render_claim_queue(queued, rules, params)
             write_queue(claim_pdf, staging, "claim_queue")
-            case_deadlines = cases.deadline_summary(cases.case_board(history, settings, run_date, opened_before=run_date))
-            write_queue_page(claim_pdf, staging / "claim_queue.html", run_date=run_date.isoformat(), cases=case_deadlines)
+            board = cases.case_board(history, settings, run_date, opened_before=run_date)
+            case_deadlines = cases.deadline_summary(board)
             provider_pdf = render_provider_queue(select_providers(scored, params).toPandas(), rules)
             write_queue(provider_pdf, staging, "provider_queue")
+            write_queue_page(claim_pdf, staging / "claim_queue.html", run_date=run_date.isoformat(), cases=case_deadlines,
+                             providers=provider_pdf)
+        with timings.stage("case_pages"):  # the queued claims' pages: every scored column, and their reasons
+            page_rows = queued.merge(claim_pdf[["case_id", "reasons"]], on="case_id", how="left")
+            page_data = case_pages.gather(
+                spark, gate.tables, scored, page_rows, provider_pdf,
+                before_days=int(settings.get("features.rx_window_days")),
+                after_days=int(settings.get("features.readmit_long_days")),
+                max_member_claims=int(settings.get("queue.case_page_member_claims")),
+                max_provider_claims=int(settings.get("queue.provider_page_claims")),
+            )
+            pages = case_pages.write_pages(staging, page_rows, provider_pdf, page_data, rules,
+                                           cases.case_events(history, run_date), board, run_date=run_date.isoformat())
         if not settings.get("validation.keep_accepted", False):
             shutil.rmtree(staging / "_accepted", ignore_errors=True)  # working copy of the typed input
         counts_by_source = {
@@ -191,6 +204,7 @@ def run_score(
                 "expected_recovery": round(float(claim_pdf["expected_recovery"].sum()), 2) if len(claim_pdf) else 0.0,
             },
             "cases": case_deadlines,
+            "pages": pages,
             "rules_version": cases.rules_version(rules),
             "source_import": _source_import_report(input_dir),
             "queue_params": params.__dict__,

@@ -478,7 +478,24 @@ def test_daily_run_directory_has_every_contract_output(spark, daily_runs):
         assert counts["read"] == counts["accepted"] + counts["quarantined"], table
     assert written["queues"]["claim_queue"] == len(queue)
     assert written["model"]["version"] == queue["model_version"].iloc[0]
-    assert set(written["timings_seconds"]) >= {"validate", "features", "score", "queues"}
+    assert set(written["timings_seconds"]) >= {"validate", "features", "score", "queues", "case_pages"}
+
+    # every case and every queued provider has its page, and the queue page's links all resolve
+    assert written["pages"] == {"case_pages": len(queue), "provider_pages": providers["npi"].nunique()}
+    from browser import Browser
+
+    browser = Browser()
+    try:
+        links = {link.split("#")[0] for link in browser.links(run_dir / "claim_queue.html")}
+        assert {(run_dir / "cases" / f"{c}.html").as_uri() for c in queue["case_id"]} <= links
+        assert {(run_dir / "providers" / f"{n}.html").as_uri() for n in providers["npi"]} <= links
+        assert all(Path(link[len("file://"):]).is_file() for link in links), links
+        top = queue.iloc[0]
+        text = browser.text(run_dir / "cases" / f"{top['case_id']}.html")
+        assert f"Case {top['case_id']} — {top['claim_source']} claim {top['claim_id']} (rank 1)" in text
+        assert top["reasons"].split("; ")[0] in text and "Claim lines" in text and "Timeline" in text
+    finally:
+        browser.close()
 
 
 @pytest.mark.slow
