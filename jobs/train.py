@@ -440,8 +440,9 @@ def train_from_input(
     as_of: dt.date | None = None,
 ) -> dict:
     """Gate -> features -> train/evaluate/register. Returns model_version, run_id, decision, metrics,
-    and labels_from_dispositions: how many labels came from auditors' dispositions (``claimsentry
-    feedback``), which replace the input's label of the same claim."""
+    and labels_from_dispositions: how many labels came from audit cases — findings recorded with
+    ``claimsentry cases event`` or dispositions imported by ``claimsentry feedback`` — which replace
+    the input's label of the same claim."""
     from claimsentry import cases
     from claimsentry.features.assemble import build_claim_features
     from claimsentry.jobs.validate import run_gate
@@ -521,7 +522,7 @@ def training_summary(result: Mapping[str, Any]) -> str:
     test = (m.get("periods") or {}).get("test", {})
     lines = [
         f"trained {result['model_version']} (run {result['run_id']}): {p['decision']}: {p['reason']}; "
-        f"{result.get('labels_from_dispositions', 0)} labels from auditor dispositions; "
+        f"{result.get('labels_from_dispositions', 0)} labels from audit cases (findings and dispositions); "
         f"test roc_auc {fmt(m.get('roc_auc'))}, pr_auc {fmt(m.get('pr_auc'))}, "
         f"recall@{m.get('capacity')} {fmt(m.get('recall_at_capacity'))} ({m.get('ground_truth')})",
         f"split: test from {split.get('test_start')} ({test.get('claims', 0)} claims, {test.get('audited', 0)} audited; "

@@ -56,7 +56,8 @@ def test_training_reads_auditor_dispositions_as_labels(spark, generated_claims, 
     """Dispositions imported with the real feedback job are labels of the next ``claimsentry train``
     (run as the CLI does): the latest outcome per case wins and replaces the input's label, and
     the output says how many labels came from dispositions. The test period's labels (logged with
-    the run) show them used: a claim nobody had audited becomes improper, input labels flip."""
+    the run) show them used: a claim nobody had audited becomes improper, input labels flip, and a
+    finding overturned on appeal (``cases event``) is a clean label."""
     import argparse
     import datetime as dt
 
@@ -101,12 +102,20 @@ def test_training_reads_auditor_dispositions_as_labels(spark, generated_claims, 
     ).to_csv(file, index=False)
     imported = ingest_feedback(settings, file, today=dt.date(2026, 5, 1))
     assert (imported["accepted"], imported["rejected"]) == (5, 0)
+    # the partial finding on was_clean is appealed and overturned: the claim was proper after all
+    from claimsentry.jobs.cases import record
+
+    walked = record(settings, pd.DataFrame([
+        {"case_id": cases.case_id("medical", was_clean), "state": "appealed", "event_date": "2026-02-05"},
+        {"case_id": cases.case_id("medical", was_clean), "state": "appeal_overturned", "event_date": "2026-02-20"},
+    ]), key="appeal", source="test", today=dt.date(2026, 5, 1), actor="auditor")
+    assert walked["accepted"] == 2
 
     # as of 2026-03-01: the outcome dated 2026-04-01 did not exist yet (a re-run trains on the same view)
     args = argparse.Namespace(input=str(generated_claims), labels=None, provider_labels=None, as_of="2026-03-01")
     assert train.run_from_cli(args, settings) == 0
     out = capsys.readouterr().out
-    assert "; 3 labels from auditor dispositions; " in out
+    assert "; 3 labels from audit cases (findings and dispositions); " in out
     run_id = out.split("(run ", 1)[1].split(")", 1)[0]
 
     client = MlflowClient(settings.mlflow_tracking_uri)
@@ -115,7 +124,7 @@ def test_training_reads_auditor_dispositions_as_labels(spark, generated_claims, 
     used = preds[preds["claim_source"] == "medical"].set_index("claim_id")["label"]
     assert used[unaudited] == 1  # unaudited in the input; the latest of its two outcomes: confirmed
     assert used[was_improper] == 0  # the auditor cleared what the input called improper
-    assert used[was_clean] == 1  # partial recovery: improper
+    assert used[was_clean] == 0  # partial finding, overturned on appeal: proper (the input said clean too)
     assert pd.isna(used[later_one])  # its outcome came after the as-of date
     others = input_label[input_label.index.isin(used.index) & ~input_label.index.isin(picked)]
     assert len(others) > 0 and (used[others.index] == others).all()  # every other input label kept
