@@ -36,6 +36,7 @@ FEATURES: dict[str, str] = {
     "member_opioid_prescribers_90d": "distinct prescribers of the member's opioid fills in the 90 days up to the fill date",
     "member_opioid_pharmacies_90d": "distinct pharmacies dispensing the member's opioid fills in the 90 days up to the fill date",
     "early_refill_share": "share of the previous same-drug fill's supply still left at this fill (0..1)",
+    "early_refill_unneeded_share": "on an early refill: share of its supply the member did not need, because the next same-drug fill came before the previous fill's supply ran out (1 = an extra fill inserted into a regular cadence)",
     "pharmacy_early_refill_rate_90d": "on an early refill (>= 25% of the previous supply left): share of the pharmacy's refills in the 90 days up to it that were early too",
     "opioid_benzo_overlap": "1 when this opioid or benzodiazepine fill starts while both an opioid and a benzodiazepine supply are active",
     "controlled_fill": "1 when the drug is a DEA-scheduled (CII-CV) controlled substance",
@@ -62,7 +63,7 @@ CONTEXT_COLUMNS: tuple[str, ...] = (
 DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "days_supply": (
         "mme_per_day", "member_mme_per_day_max_90d", "member_days_ge_90mme_90d", "early_refill_share",
-        "opioid_benzo_overlap", "prescriber_mean_mme_vs_peers", "pharmacy_early_refill_rate_90d",
+        "early_refill_unneeded_share", "opioid_benzo_overlap", "prescriber_mean_mme_vs_peers", "pharmacy_early_refill_rate_90d",
     ),
     "quantity": (
         "mme_per_day", "member_mme_per_day_max_90d", "member_days_ge_90mme_90d", "prescriber_mean_mme_vs_peers",
@@ -163,7 +164,12 @@ def member_mme_windows(fills: DataFrame, *, window_days: int = 90, high_mme: flo
 
 def member_fill_features(fills: DataFrame, *, window_days: int = 90) -> DataFrame:
     """Per fill (fills' columns kept): distinct opioid prescribers/pharmacies in the window,
-    early refill share against the previous same-drug fill, opioid + benzodiazepine overlap."""
+    early refill share against the previous same-drug fill, opioid + benzodiazepine overlap.
+
+    ``early_refill_unneeded_share`` tells an inserted fill from the regular fill after it: both
+    come with half a supply left (``early_refill_share`` 0.5 each), but only the inserted one was
+    not needed — the previous fill's supply lasted until the next fill came. It looks one fill
+    ahead, so it is null on a member's latest fill of the drug until the next one arrives."""
     w_recent = Window.partitionBy("person_id").orderBy("day").rangeBetween(-(window_days - 1), 0)
     w_all = Window.partitionBy("person_id").orderBy("day").rangeBetween(Window.unboundedPreceding, 0)
     w_drug = Window.partitionBy("person_id", "drug_key").orderBy("day", "claim_id")
@@ -171,6 +177,11 @@ def member_fill_features(fills: DataFrame, *, window_days: int = 90) -> DataFram
     benzo = F.col("is_benzo") == 1
     prev_day, prev_ds = F.lag("day").over(w_drug), F.lag("days_supply_days").over(w_drug)
     left_days = F.greatest(prev_day + prev_ds - F.col("day"), F.lit(0.0))
+    early_share = F.when(prev_ds > 0, left_days / prev_ds)
+    # days this fill had to bridge: from the end of the previous supply to the next fill
+    needed_days = F.lead("day").over(w_drug) - (prev_day + prev_ds)  # null: no next fill (yet)
+    # greatest/least skip nulls: guard them, or a missing next fill would read as "not needed"
+    needed_share = F.when(needed_days.isNotNull(), F.least(F.greatest(needed_days / F.col("days_supply_days"), F.lit(0.0)), F.lit(1.0)))
     opioid_until = F.max(F.when(opioid, F.col("end_day"))).over(w_all)
     benzo_until = F.max(F.when(benzo, F.col("end_day"))).over(w_all)
     both_active = (opioid_until >= F.col("day")) & (benzo_until >= F.col("day"))
@@ -182,7 +193,11 @@ def member_fill_features(fills: DataFrame, *, window_days: int = 90) -> DataFram
         F.size(F.collect_set(F.when(opioid, F.col("pharmacy_npi"))).over(w_recent)).cast("double").alias(
             "member_opioid_pharmacies_90d"
         ),
-        F.when(prev_ds > 0, left_days / prev_ds).alias("early_refill_share"),
+        early_share.alias("early_refill_share"),
+        F.when(early_share.isNull(), F.lit(None).cast("double"))
+        .when(early_share < EARLY_REFILL_SHARE, 0.0)
+        .when(F.col("days_supply_days") > 0, 1.0 - needed_share)
+        .alias("early_refill_unneeded_share"),
         F.when(F.col("end_day").isNull(), F.lit(None).cast("double"))
         .when((opioid | benzo) & F.coalesce(both_active, F.lit(False)), 1.0)
         .otherwise(0.0)

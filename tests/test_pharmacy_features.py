@@ -83,22 +83,23 @@ PARAMS = {
 COLS = list(pharmacy.FEATURES)
 N = None
 # Expected, per claim, in FEATURES order:
-# mme, max90, days>=90, prescribers, pharmacies, early, pharmacy_early_rate (on early refills: R2's and
+# mme, max90, days>=90, prescribers, pharmacies, early, early_unneeded (c2: the next fill, c3, came
+# before c1's supply ran out -> 1.0; c3 has no next fill -> null), pharmacy_early_rate (on early refills: R2's and
 # R3's only refill is early -> 1.0), overlap, controlled, presc_share_vs, presc_mme_vs,
 # new_patient_rate, pharmacy_top_share, brand_when_generic, cost_to_peer
 # Prescribers: P1 3 fills (1 opioid, share 1/3; peers' mean share = (1/3 + 0)/2 = 1/6 -> 2.0; mean MME 30
 # vs median of [30, 45, 45] = 45 -> 0.667; 2 patients / 3 fills); P4 4 fills, 0 opioids, 1 patient.
 EXPECTED = {
-    "c1": (30.0, 30.0, 0.0, 1.0, 1.0, N, N, 0.0, 1.0, 2.0, 2 / 3, 2 / 3, 1.0, 0.0, 1.0),
-    "c2": (45.0, 75.0, 0.0, 2.0, 2.0, 20 / 30, 1.0, 0.0, 1.0, N, 1.0, N, N, 0.0, 1.0),
-    "c3": (45.0, 120.0, 1.0, 3.0, 3.0, 20 / 30, 1.0, 0.0, 1.0, N, 1.0, N, N, 0.0, 1.0),
-    "c4": (N, 120.0, 5.0, 3.0, 3.0, N, N, 1.0, 1.0, 2.0, 2 / 3, 2 / 3, 1.0, 0.0, N),
-    "c5": (N, 0.0, 0.0, 0.0, 0.0, N, N, 0.0, 0.0, 2.0, 2 / 3, 2 / 3, N, 1.0, 10.0),
-    "c6": (N, 0.0, 0.0, 0.0, 0.0, 0.0, N, 0.0, 0.0, 0.0, N, 0.25, N, 0.0, 1.0),
-    "c7": (N, 0.0, 0.0, 0.0, 0.0, 0.0, N, 0.0, 0.0, 0.0, N, 0.25, N, 0.0, 1.0),
-    "c8": (N, 0.0, 0.0, 0.0, 0.0, 0.0, N, 0.0, 0.0, 0.0, N, 0.25, N, 0.0, 1.0),
-    "c9": (N, 0.0, 0.0, 0.0, 0.0, 0.0, N, 0.0, 0.0, 0.0, N, 0.25, N, 0.0, 1.0),
-    "c10": (N, 0.0, 0.0, 0.0, 0.0, N, N, 0.0, N, N, N, N, N, N, N),
+    "c1": (30.0, 30.0, 0.0, 1.0, 1.0, N, N, N, 0.0, 1.0, 2.0, 2 / 3, 2 / 3, 1.0, 0.0, 1.0),
+    "c2": (45.0, 75.0, 0.0, 2.0, 2.0, 20 / 30, 1.0, 1.0, 0.0, 1.0, N, 1.0, N, N, 0.0, 1.0),
+    "c3": (45.0, 120.0, 1.0, 3.0, 3.0, 20 / 30, N, 1.0, 0.0, 1.0, N, 1.0, N, N, 0.0, 1.0),
+    "c4": (N, 120.0, 5.0, 3.0, 3.0, N, N, N, 1.0, 1.0, 2.0, 2 / 3, 2 / 3, 1.0, 0.0, N),
+    "c5": (N, 0.0, 0.0, 0.0, 0.0, N, N, N, 0.0, 0.0, 2.0, 2 / 3, 2 / 3, N, 1.0, 10.0),
+    "c6": (N, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, N, 0.0, 0.0, 0.0, N, 0.25, N, 0.0, 1.0),
+    "c7": (N, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, N, 0.0, 0.0, 0.0, N, 0.25, N, 0.0, 1.0),
+    "c8": (N, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, N, 0.0, 0.0, 0.0, N, 0.25, N, 0.0, 1.0),
+    "c9": (N, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, N, 0.0, 0.0, 0.0, N, 0.25, N, 0.0, 1.0),
+    "c10": (N, 0.0, 0.0, 0.0, 0.0, N, N, N, 0.0, N, N, N, N, N, N, N),
 }
 
 
@@ -169,6 +170,23 @@ def test_lines_of_one_claim_sum_mme_and_window_looks_back_only(spark):
     assert got["b"]["early_refill_share"] == 0.0
 
 
+def test_an_inserted_fill_is_unneeded_and_the_regular_fill_after_it_only_half(spark):
+    """Monthly fills on days 0, 30, 60, 90 and one inserted on day 45: the inserted fill and the
+    day-60 fill both come with half a supply left, but only the inserted one was not needed (the
+    day-30 supply lasted until day 60); the day-60 fill bridged 15 of its 30 days (day 75 to 90)."""
+    days = {"f0": "2024-01-01", "f30": "2024-01-31", "f45": "2024-02-15", "f60": "2024-03-01", "f90": "2024-03-31"}
+    rows = [fill(c, "M7", d, OXY, 120.0, 30, "P1", "R1", 1.0) for c, d in days.items()]
+    frame, _ = pharmacy.build(_ctx(spark, typed_frame(spark, PHARMACY_CLAIM, rows)))
+    got = {r["claim_id"]: (r["early_refill_share"], r["early_refill_unneeded_share"]) for r in frame.collect()}
+    assert got == {
+        "f0": (None, None),  # no earlier fill
+        "f30": (0.0, 0.0),  # on time: not early
+        "f45": (0.5, 1.0),  # inserted: day 30's supply lasted to the next fill (day 60)
+        "f60": (0.5, 0.5),  # early after the inserted fill, but half of it was needed (days 75-90)
+        "f90": (0.0, 0.0),  # day 60's supply ran out on day 90: on time
+    }
+
+
 def test_sparse_feed_leaves_dependent_features_null_and_names_them(spark):
     """Like the Tuva demo feed: no prescriber, no pharmacy, no days supply."""
     rows = [
@@ -178,7 +196,7 @@ def test_sparse_feed_leaves_dependent_features_null_and_names_them(spark):
     frame = pharmacy.build(ctx)[0].cache()
     unavailable = {
         "mme_per_day", "member_mme_per_day_max_90d", "member_days_ge_90mme_90d", "member_opioid_prescribers_90d",
-        "member_opioid_pharmacies_90d", "early_refill_share", "pharmacy_early_refill_rate_90d", "opioid_benzo_overlap",
+        "member_opioid_pharmacies_90d", "early_refill_share", "early_refill_unneeded_share", "pharmacy_early_refill_rate_90d", "opioid_benzo_overlap",
         "prescriber_opioid_share_vs_peers", "prescriber_mean_mme_vs_peers", "prescriber_new_patient_rate",
         "pharmacy_top_prescriber_share",
     }
