@@ -229,7 +229,7 @@ def rule_rows(row: Mapping[str, Any], rules_by_id: Mapping[str, Mapping]) -> lis
     out = []
     for rid in _items(row.get("rule_hits")):
         rule = rules_by_id.get(rid, {})
-        cited = [c for c in citations if rid in c] or ([rule["citation"]] if rule.get("citation") else [])
+        cited = [c for c in citations if rule.get("cites") and c.startswith(rule["cites"])]
         out.append([rid, rule.get("name", ""), rule.get("scheme", ""), rule.get("description", ""), "; ".join(cited)])
     return out
 

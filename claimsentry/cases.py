@@ -58,6 +58,7 @@ QUEUED_COLUMNS = [
     "claim_date",
     "schemes",
     "reasons",
+    "citations",
 ]
 DISPOSITION_COLUMNS = [
     "case_id",

@@ -21,6 +21,7 @@ DETAIL_FIELDS = [
     ("amount_paid", "Paid"),
     ("amount_at_risk", "Amount at risk"),
     ("schemes", "Schemes suggested by rule hits"),
+    ("citations", "Policy citations"),
     ("model_version", "Model"),
     ("rules_version", "Rules version"),
 ]

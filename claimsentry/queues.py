@@ -152,6 +152,7 @@ def render_claim_queue(
         "amount_paid",
         "prescriber_npi",
         "schemes",
+        "citations",
         "model_version",
         "case_id",
         "run_date",

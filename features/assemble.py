@@ -133,6 +133,8 @@ class BlockContext:
     params: dict
     unavailable: list[str] = field(default_factory=list)
     quarantine: DataFrame | None = None  # the gate's rejected rows (table, row_content, reason), when known
+    # policy reference tables (claimsentry.policy.store.load_current), keyed 'ncci-ptp/practitioner', 'leie', ...
+    references: dict = field(default_factory=dict)
 
     cached: list[DataFrame] = field(default_factory=list)
 
@@ -148,13 +150,15 @@ class BlockContext:
 
 # Feature blocks, in join order: each module ``claimsentry.features.<name>`` exposes
 # ``build(ctx: BlockContext) -> (frame keyed by claim_id + claim_source | None, {feature: description})``.
-BLOCKS: tuple[str, ...] = ("provider", "drg", "member", "duplicates", "pharmacy", "professional")
+BLOCKS: tuple[str, ...] = ("provider", "drg", "member", "duplicates", "pharmacy", "professional", "policy")
 
 
-def build_claim_features(spark, tables: dict[str, DataFrame], settings, *, quarantine: DataFrame | None = None) -> FeatureSet:
+def build_claim_features(spark, tables: dict[str, DataFrame], settings, *, quarantine: DataFrame | None = None,
+                         references: dict | None = None) -> FeatureSet:
     """Build ``claim_features`` from the gate's typed tables (medical_claim, eligibility, and
     pharmacy_claim when present), then apply the rules knowledge base. ``quarantine``: the gate's
-    rejected rows; a member whose enrollment row was rejected has unknown enrollment."""
+    rejected rows; a member whose enrollment row was rejected has unknown enrollment.
+    ``references``: the policy reference tables the edits read (none: their features are null)."""
     from claimsentry.features import rules as kb
 
     params = settings.section("features") if hasattr(settings, "section") else {}
@@ -172,10 +176,12 @@ def build_claim_features(spark, tables: dict[str, DataFrame], settings, *, quara
     if tables.get("pharmacy_claim") is not None:
         base = base.unionByName(pharmacy_base(tables["pharmacy_claim"]))
     base = cache(base)
-    ctx = BlockContext(spark=spark, tables=tables, header=header, base=base, params=params, quarantine=quarantine)
-    frames, descriptions = [], {}
+    ctx = BlockContext(spark=spark, tables=tables, header=header, base=base, params=params, quarantine=quarantine,
+                       references=dict(references or {}))
+    frames, descriptions, context = [], {}, {}
     for name in BLOCKS:
         module = importlib.import_module(f"claimsentry.features.{name}")
+        context.update(dict.fromkeys(getattr(module, "CONTEXT_COLUMNS", ())))
         frame, feats = module.build(ctx)
         descriptions.update(feats)
         if frame is not None:
@@ -186,6 +192,9 @@ def build_claim_features(spark, tables: dict[str, DataFrame], settings, *, quara
     absent = [f for f in descriptions if f not in features.columns]
     if absent:
         features = features.select("*", *[F.lit(None).cast("double").alias(f) for f in absent])
+    no_context = [c for c in context if c not in features.columns]  # a block that returned None
+    if no_context:
+        features = features.select("*", *[F.lit(None).cast("string").alias(c) for c in no_context])
     features, rule_cols, rule_desc = kb.apply_rules(features, kb.load_rules())
     return FeatureSet(
         frame=features,

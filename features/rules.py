@@ -20,6 +20,8 @@ YAML shape (one file per area; every ``rules_*.yaml`` shipped in ``claimsentry.c
         certain: false                  # optional: true = a hit is an improper payment on its face (service
                                         # after death, outside enrollment); such claims rank above every
                                         # claim that is only unusual, whatever the model says
+        cites: NCCI PTP                 # optional: the policy source its findings cite (the start of the
+                                        # claim's `citations` entries that belong to this rule)
 
 
 Null safety: a rule fires only when its ``when`` is true AND every column in ``reads`` is non-null
@@ -42,7 +44,7 @@ from pyspark.sql.types import BooleanType
 from claimsentry.errors import InputError
 
 REQUIRED_KEYS = ("id", "name", "scheme", "severity", "description", "reads", "when", "reason")
-OPTIONAL_KEYS = ("applies_to", "certain")
+OPTIONAL_KEYS = ("applies_to", "certain", "cites")
 SEVERITIES = ("high", "medium", "low")
 CLAIM_SOURCES = ("medical", "pharmacy")
 SCHEMES = (
@@ -60,6 +62,10 @@ SCHEMES = (
     "early_refill",
     "prescriber_pharmacy_collusion",
     "peer_outlier_billing",
+    "unbundling",
+    "mue_breach",
+    "add_on_without_primary",
+    "excluded_provider",
 )
 _ID = re.compile(r"^[A-Z]{2,4}[0-9]{3}$")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -1,6 +1,7 @@
 """``claimsentry demo``: the whole product on the embedded defaults, no arguments.
 
-generate a synthetic claims set with labelled fraud schemes -> gate -> features -> train (MLflow,
+generate a synthetic claims set with labelled fraud schemes and the policy files that define some
+of them -> load those files as policy references -> gate -> features -> train (MLflow,
 register, champion) -> score one run date -> queues -> actuary report. Everything lands under
 ``<data_dir>/demo/``; the MLflow store is the default local one under ``<data_dir>/mlflow``.
 At the end it prints how many of the top queued claims are truly improper (the generator knows).
@@ -12,7 +13,6 @@ import datetime as dt
 import json
 import logging
 import time
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ def run_demo(settings) -> dict:
     from claimsentry.jobs.report import write_report
     from claimsentry.jobs.score import run_score
     from claimsentry.jobs.train import train_from_input, training_summary
+    from claimsentry.policy.store import add_reference
     from claimsentry.spark import get_spark
 
     root = settings.data_dir / "demo"
@@ -60,6 +61,11 @@ def run_demo(settings) -> dict:
     )
     print(f"generated synthetic claims -> {input_dir}: {json.dumps(gen.get('rows', gen), default=str)}")
     spark = get_spark(settings)
+    # the world's policy files (NCCI PTP, MUE, add-on codes, OIG LEIE), as `claimsentry reference add` loads them
+    for kind, path in gen.get("reference_files", {}).items():
+        added = add_reference(spark, settings, kind, [path])
+        print(f"policy reference {added.manifest['source']}: {added.manifest['rows']['accepted']} rows"
+              + (" (already stored)" if added.already_stored else ""))
     train_summary = train_from_input(spark, str(input_dir), settings)
     print(training_summary(train_summary))
     summary = run_score(spark, str(input_dir), str(output_dir), DEMO_RUN_DATE, settings)

@@ -107,6 +107,7 @@ def run_score(
     The data-quality report runs beside the features and scoring (``claimsentry.spark.beside``);
     its ``timings_seconds`` entry overlaps theirs."""
     from claimsentry.features.assemble import build_claim_features
+    from claimsentry.policy import store as policy_store
     from claimsentry.features.rules import load_rules
     from claimsentry.jobs.validate import GATE_COPY, copy_gate_artifacts, reusable_gate, run_gate, write_gate_artifacts
     from claimsentry.models.registry import load_champion
@@ -139,7 +140,8 @@ def run_score(
         # idle (300 members -33%, 2M -9%; at the demo's size about even: BENCHMARKS.md's history in git, 2026-12-03 (f)).
         with beside(spark, data_quality_report, pool="data_quality") as report:
             with timings.stage("features"):
-                fs = build_claim_features(spark, gate.tables, settings, quarantine=gate.quarantine)
+                references = policy_store.load_current(spark, settings)  # the latest version of each policy file
+                fs = build_claim_features(spark, gate.tables, settings, quarantine=gate.quarantine, references=references)
             with timings.stage("score"):
                 # No per-claim SHAP here: only the queued claims are explained (explain_pandas below).
                 scored = score_claims(fs.frame, bundle, top_k=0).drop("contributions")
@@ -206,6 +208,8 @@ def run_score(
             "cases": case_deadlines,
             "pages": pages,
             "rules_version": cases.rules_version(rules),
+            "references": policy_store.versions_used(references)
+            or "no policy reference stored: the NCCI and OIG edits did not run (claimsentry reference add)",
             "source_import": _source_import_report(input_dir),
             "queue_params": params.__dict__,
             "model": {"name": settings.get("mlflow.model_name"), "version": bundle.version},

@@ -445,6 +445,7 @@ def train_from_input(
     the input's label of the same claim."""
     from claimsentry import cases
     from claimsentry.features.assemble import build_claim_features
+    from claimsentry.policy import store as policy_store
     from claimsentry.jobs.validate import run_gate
 
     as_of = as_of or dt.date.today()  # entry point: the run's as-of date
@@ -463,7 +464,8 @@ def train_from_input(
         )
         feedback = cases.feedback_labels(cases.history_dir(settings), as_of)
         labels = cases.with_feedback_labels(spark, gate.tables.get("labels"), feedback)
-        fs = build_claim_features(spark, gate.tables, settings, quarantine=gate.quarantine)
+        fs = build_claim_features(spark, gate.tables, settings, quarantine=gate.quarantine,
+                                  references=policy_store.load_current(spark, settings))
         try:
             result = train_from_features(
                 spark,

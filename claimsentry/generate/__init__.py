@@ -82,12 +82,18 @@ from claimsentry.generate.medical import (
 )
 from claimsentry.generate.output import _TableWriter, _as_strings, audit_labels, make_dirty, provider_labels, to_arrow
 from claimsentry.generate.pharmacy import pharmacy_fills, pharmacy_frame
+from claimsentry.generate.policy import (
+    POLICY_SCHEMES, assign_policy_perpetrators, inject_policy_schemes, mark_excluded_prescriptions, write_policy_files,
+)
 from claimsentry.generate.world import (
-    CHUNK_MEMBERS, LATE_START_DAYS, SCHEMES, _day, _ids, eligibility_frame, load_reference, luhn_valid_npi, make_members,
+    CHUNK_MEMBERS, LATE_START_DAYS, _day, _ids, eligibility_frame, load_reference, luhn_valid_npi, make_members,
     make_providers, npi_check_digit,
 )
 from claimsentry.schemas import ELIGIBILITY, LABELS, MEDICAL_CLAIM, PHARMACY_CLAIM
 
+from claimsentry.generate.world import SCHEMES as _WORLD_SCHEMES  # noqa: E402
+
+SCHEMES = (*_WORLD_SCHEMES, *POLICY_SCHEMES)  # every labelled scheme the generator injects
 __all__ = ["SCHEMES", "generate", "luhn_valid_npi", "npi_check_digit"]
 
 log = logging.getLogger(__name__)
@@ -161,13 +167,14 @@ def generate(output_dir, *, members: int, seed: int, start_date: str = "2024-01-
     if end <= start:
         raise InputError("end_date must be after start_date")
     out = Path(output_dir)
-    for stale in ("medical_claim", "pharmacy_claim", "eligibility", "truth"):
+    for stale in ("medical_claim", "pharmacy_claim", "eligibility", "truth", "reference"):
         if (out / stale).exists():
             shutil.rmtree(out / stale)
     out.mkdir(parents=True, exist_ok=True)
     ref = load_reference()
     late_start = end - LATE_START_DAYS + 1
     prov = make_providers(np.random.default_rng([seed, 0]), members, late_start)
+    assign_policy_perpetrators(prov, seed, start)
     writers = {n: _TableWriter(out, n, fmt) for n in ("medical_claim", "pharmacy_claim", "eligibility")}
     specs = {"medical_claim": MEDICAL_CLAIM, "pharmacy_claim": PHARMACY_CLAIM, "eligibility": ELIGIBILITY}
     rows = dict.fromkeys(specs, 0)
@@ -180,13 +187,14 @@ def generate(output_dir, *, members: int, seed: int, start_date: str = "2024-01-
         stays = inpatient_stays(rng, m, prov, ref, end)
         visits = professional_visits(rng, m, prov, end, hospitalist_visits(stays, ref))
         visits, plines = professional_lines(rng, visits, prov, ref.fees)
+        visits, plines = inject_policy_schemes(seed, chunk, visits, plines, prov, ref.fees, start)
         ilines = institutional_lines(rng, stays)
         stay_ids = _ids("MC", next_med, len(stays))
         visit_ids = _ids("MC", next_med + len(stays), len(visits))
         next_med += len(stays) + len(visits)
         medical = pd.concat([institutional_frame(stays, ilines, m, ref, stay_ids, rng),
                              professional_frame(visits, plines, m, visit_ids, rng)], ignore_index=True)
-        fills = pharmacy_fills(rng, m, prov, ref, start, end)
+        fills = mark_excluded_prescriptions(pharmacy_fills(rng, m, prov, ref, start, end), prov)
         rx_ids = _ids("RX", next_rx, len(fills))
         next_rx += len(fills)
         pharmacy = pharmacy_frame(fills, m, ref, rx_ids, rng)
@@ -226,6 +234,7 @@ def generate(output_dir, *, members: int, seed: int, start_date: str = "2024-01-
     (out / "truth").mkdir(exist_ok=True)
     _write_strings(truth, out / "truth" / "claim_truth.parquet")
     _write_strings(pd.concat(lookalikes, ignore_index=True), out / "truth" / "lookalikes.parquet")
+    policy_files = write_policy_files(out / "reference", prov, seed, start, end)
     lines_medical = rows["medical_claim"]
     summary = {
         "members": members, "seed": seed, "format": fmt, "output": str(out),
@@ -235,6 +244,7 @@ def generate(output_dir, *, members: int, seed: int, start_date: str = "2024-01-
         "dirty_rows": dirty_rows,
         "medical_lines_per_member": round(lines_medical / members, 2),
         "pharmacy_lines_per_member": round(rows["pharmacy_claim"] / members, 2),
+        "reference_files": {kind: str(path) for kind, path in policy_files.items()},
         "seconds": round(time.perf_counter() - started, 2),
     }
     return summary

@@ -159,6 +159,7 @@ class Providers:
     late: dict[str, list[str]] = field(default_factory=dict)  # scheme -> the NPIs of fraud that start late
     late_start: int = np.iinfo(np.int64).max  # day the late perpetrators start (set by make_providers' caller)
     lookalike: dict[str, list[str]] = field(default_factory=dict)  # kind -> legitimate look-alike NPIs
+    excluded_on: dict[str, int] = field(default_factory=dict)  # NPI -> day the OIG excluded it (generate.policy)
 
     def of(self, specialty: str) -> np.ndarray:
         return self.physicians.npi[self.physicians.specialty == specialty].to_numpy()
