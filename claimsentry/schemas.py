@@ -209,11 +209,25 @@ PROVIDER_LABELS = TableSpec(
     grain="one row per labelled provider",
 )
 
+PROVIDER = TableSpec(
+    name="provider",
+    columns=(
+        ("npi", S),
+        ("entity_type", S),  # individual | organization
+        ("taxonomy_code", S),  # NUCC health care provider taxonomy, e.g. 207RC0000X cardiovascular disease
+        ("specialty", S),  # the peer group's name, e.g. cardiology
+        ("state", S),  # two-letter state of practice
+    ),
+    required=("npi",),
+    key=("npi",),
+    grain="one row per provider NPI",
+)
+
 CLAIM_TABLES: dict[str, TableSpec] = {
     t.name: t for t in (MEDICAL_CLAIM, PHARMACY_CLAIM, ELIGIBILITY)
 }
 ALL_TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (MEDICAL_CLAIM, PHARMACY_CLAIM, ELIGIBILITY, LABELS, PROVIDER_LABELS)
+    t.name: t for t in (MEDICAL_CLAIM, PHARMACY_CLAIM, ELIGIBILITY, LABELS, PROVIDER_LABELS, PROVIDER)
 }
 
 # Contract spellings that older Tuva input layers used; the reader maps them (and says so).

@@ -40,7 +40,7 @@ from pyspark.sql import functions as F
 
 from claimsentry.errors import ClaimSentryError
 
-SUITE_TABLES = ("medical_claim", "pharmacy_claim", "eligibility", "labels", "provider_labels")
+SUITE_TABLES = ("medical_claim", "pharmacy_claim", "eligibility", "labels", "provider_labels", "provider")
 SEVERITIES = ("table", "row", "warning")
 _QUERY_PREFIX = "SELECT * FROM {batch} WHERE "
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")

@@ -26,7 +26,7 @@ EM_HIGH_CODES: tuple[str, ...] = ("99205", "99215")
 
 FEATURES: dict[str, str] = {
     "provider_em_high_share": "share of the provider's office E/M lines billed at the highest level (99205/99215)",
-    "provider_em_high_share_to_peers": "provider's highest-level E/M share / the same share over all other providers' E/M lines",
+    "provider_em_high_share_to_peers": "provider's highest-level E/M share / the same share over its peers' E/M lines (same specialty, and state where enough, with the provider table; else all other providers)",
     "em_billed_top_level": "1 if the claim bills an office E/M visit at the highest level (99205/99215), 0 if at a lower one",
     "provider_em_high_share_90d_to_peers": (
         "on a top-level visit coded with at most 2 diagnoses: the provider's share of such visits over the 90 days up"
@@ -42,6 +42,7 @@ FEATURES: dict[str, str] = {
 }
 CONTEXT_COLUMNS: tuple[str, ...] = (
     "peer_em_high_share",
+    "peer_em_basis",  # who the E/M peers are: "cardiology in NY", "cardiology", "all providers (...)"
     "units_line_code",
     "units_line_units",
     "units_code_p99",
@@ -79,22 +80,55 @@ def professional_lines(lines: DataFrame, header: DataFrame) -> DataFrame:
     )
 
 
-def em_mix(lines: DataFrame, *, min_provider_em_lines: int = 20) -> DataFrame:
+def em_mix(lines: DataFrame, *, min_provider_em_lines: int = 20, providers: DataFrame | None = None,
+           min_specialty_peers: int = 5) -> DataFrame:
     """One row per provider_npi with at least ``min_provider_em_lines`` office E/M lines: share at
-    the highest level, the pooled share of all other providers, and their ratio."""
+    the highest level, the share of its peers' lines, their ratio, and ``peer_em_basis`` (who the
+    peers are, in words).
+
+    Peers: with ``providers`` (the contract's ``provider`` table: npi, specialty, state), the other
+    providers of the same specialty and state when that group has at least ``min_specialty_peers``
+    other providers with enough E/M lines, else of the same specialty, else all providers (the
+    basis says why). Without it, all other providers pooled: a cardiologist is then measured
+    against family doctors."""
     em = lines.where(F.col("hcpcs_code").isin(*EM_CODES) & F.col("provider_npi").isNotNull())
     per = em.groupBy("provider_npi").agg(
         F.count(F.lit(1)).alias("_em"), F.sum(F.col("hcpcs_code").isin(*EM_HIGH_CODES).cast("int")).alias("_high")
     )
-    totals = per.agg(F.sum("_em").alias("_tot_em"), F.sum("_high").alias("_tot_high"))
-    per = per.crossJoin(F.broadcast(totals)).where(F.col("_em") >= min_provider_em_lines)
+    if providers is not None:
+        info = providers.select(F.col("npi").alias("provider_npi"), F.lower(F.trim("specialty")).alias("_spec"),
+                                F.upper(F.trim("state")).alias("_state")).dropDuplicates(["provider_npi"])
+        per = per.join(F.broadcast(info), "provider_npi", "left")
+    else:
+        per = per.select("*", F.lit(None).cast("string").alias("_spec"), F.lit(None).cast("string").alias("_state"))
+    enough = (F.col("_em") >= min_provider_em_lines).cast("int")
+    levels = {"_all": [], "_sp": ["_spec"], "_st": ["_spec", "_state"]}
+    for name, keys in levels.items():
+        group = per.groupBy(*keys).agg(F.sum("_em").alias(f"{name}_em"), F.sum("_high").alias(f"{name}_high"),
+                                       F.sum(enough).alias(f"{name}_n"))
+        per = per.join(F.broadcast(group), keys, "left") if keys else per.crossJoin(F.broadcast(group))
+    per = per.where(F.col("_em") >= min_provider_em_lines)
+    use_st = F.col("_state").isNotNull() & F.col("_spec").isNotNull() & (F.col("_st_n") - 1 >= min_specialty_peers)
+    use_sp = F.col("_spec").isNotNull() & (F.col("_sp_n") - 1 >= min_specialty_peers)
+    level = F.when(use_st, "_st").when(use_sp, "_sp").otherwise("_all")
+    pick = lambda what: F.when(level == "_st", F.col(f"_st_{what}")).when(level == "_sp", F.col(f"_sp_{what}")).otherwise(F.col(f"_all_{what}"))  # noqa: E731
+    g_em, g_high = pick("em"), pick("high")
     share = F.col("_high") / F.col("_em")
-    peer = F.when(F.col("_tot_em") > F.col("_em"), (F.col("_tot_high") - F.col("_high")) / (F.col("_tot_em") - F.col("_em")))
+    peer = F.when(g_em > F.col("_em"), (g_high - F.col("_high")) / (g_em - F.col("_em")))
+    basis = (
+        F.when(use_st, F.concat(F.col("_spec"), F.lit(" in "), F.col("_state")))
+        .when(use_sp, F.col("_spec"))
+        .when(F.lit(providers is None), F.lit("all providers (no provider table)"))
+        .when(F.col("_spec").isNull(), F.lit("all providers (specialty unknown)"))
+        .otherwise(F.concat(F.lit("all providers ("), F.col("_spec"), F.lit(" has "), (F.col("_sp_n") - 1).cast("string"),
+                            F.lit(f" peers with enough E/M visits, fewer than {min_specialty_peers})")))
+    )
     return per.select(
         "provider_npi",
         share.alias("provider_em_high_share"),
         peer.alias("peer_em_high_share"),
         F.when(peer > 0, share / peer).alias("provider_em_high_share_to_peers"),
+        basis.alias("peer_em_basis"),
     )
 
 
@@ -162,12 +196,15 @@ def professional_features(
     min_code_lines: int = 20,
     em_window_days: int = 90,
     min_window_em_lines: int = 10,
+    providers: DataFrame | None = None,
+    min_specialty_peers: int = 5,
 ) -> DataFrame:
     """One row per professional medical claim_id (claim_source 'medical'): ``FEATURES`` (doubles;
-    those in ``unavailable`` null) and ``CONTEXT_COLUMNS`` for reasons."""
+    those in ``unavailable`` null) and ``CONTEXT_COLUMNS`` for reasons. ``providers``: the
+    contract's optional ``provider`` table (E/M mix peers by specialty, see ``em_mix``)."""
     prof = professional_lines(lines, header)
     prof = code_ratios(prof, min_code_lines=min_code_lines)
-    mix = em_mix(prof, min_provider_em_lines=min_provider_em_lines)
+    mix = em_mix(prof, min_provider_em_lines=min_provider_em_lines, providers=providers, min_specialty_peers=min_specialty_peers)
     repeat_w = Window.partitionBy("person_id", "service_date", "hcpcs_code")
     prof = prof.withColumn(
         "_repeats", F.when(F.col("hcpcs_code").isNotNull(), F.count(F.lit(1)).over(repeat_w) - 1)
@@ -193,6 +230,7 @@ def professional_features(
         F.max(F.when(has_em, F.col("provider_em_high_share"))).alias("provider_em_high_share"),
         F.max(F.when(has_em, F.col("provider_em_high_share_to_peers"))).alias("provider_em_high_share_to_peers"),
         F.max(F.when(has_em, F.col("peer_em_high_share"))).alias("peer_em_high_share"),
+        F.max(F.when(has_em, F.col("peer_em_basis"))).alias("peer_em_basis"),
         F.max_by(F.struct("_units_ratio", "hcpcs_code", "units", "units_code_p99"), F.col("_units_ratio")).alias("_u"),
         F.max_by(F.struct("_charge_ratio", "hcpcs_code", "charge_per_unit", "charge_code_median"), F.col("_charge_ratio")).alias("_c"),
         F.max_by(F.struct(F.col("_repeats").cast("double").alias("n"), "hcpcs_code"), F.struct("_repeats", "hcpcs_code")).alias("_r"),
@@ -212,6 +250,7 @@ def professional_features(
         F.lit("medical").alias("claim_source"),
         *[(F.lit(None).cast("double") if f in unavailable else cols[f].cast("double")).alias(f) for f in FEATURES],
         "peer_em_high_share",
+        "peer_em_basis",
         F.col("_u.hcpcs_code").alias("units_line_code"),
         F.col("_u.units").alias("units_line_units"),
         F.col("_u.units_code_p99").alias("units_code_p99"),
@@ -241,5 +280,7 @@ def build(ctx) -> tuple[DataFrame | None, dict[str, str]]:
         min_code_lines=int(ctx.param("min_code_lines", 20)),
         em_window_days=int(ctx.param("em_window_days", 90)),
         min_window_em_lines=int(ctx.param("min_window_em_lines", 10)),
+        providers=ctx.tables.get("provider"),
+        min_specialty_peers=int(ctx.param("min_specialty_peers", 5)),
     )
     return frame, FEATURES

@@ -208,6 +208,12 @@ def run_score(
             "cases": case_deadlines,
             "pages": pages,
             "rules_version": cases.rules_version(rules),
+            "peers": (
+                f"E/M mix against the same specialty (and state, with at least {settings.get('features.min_specialty_peers')} "
+                "other providers), from the provider table; other peer measures pooled by code"
+                if gate.tables.get("provider") is not None
+                else "no provider table: peers are all providers, by code (DRG, HCPCS, NDC), not by specialty"
+            ),
             "references": policy_store.versions_used(references)
             or "no policy reference stored: the NCCI and OIG edits did not run (claimsentry reference add)",
             "source_import": _source_import_report(input_dir),

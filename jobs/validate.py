@@ -46,7 +46,7 @@ from claimsentry.spark import session_conf
 log = logging.getLogger(__name__)
 
 REQUIRED_TABLES = ("medical_claim", "eligibility")
-OPTIONAL_TABLES = ("pharmacy_claim", "labels", "provider_labels")
+OPTIONAL_TABLES = ("pharmacy_claim", "labels", "provider_labels", "provider")
 QUARANTINE_SCHEMA = T.StructType([T.StructField(c, T.StringType()) for c in quality.QUARANTINE_COLUMNS])
 
 

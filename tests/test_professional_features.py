@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
@@ -150,3 +151,38 @@ def test_sparse_feed_without_units_or_charges(spark):
         "charge_to_code_median": 0,
         "same_day_repeat_count": 14,
     }
+
+
+def test_em_peers_by_specialty_stop_flagging_a_high_acuity_specialty(spark):
+    """A cardiologist with complex patients bills 99215 on half its visits; its cardiology peers on
+    30%, the family doctors on 5%. Pooled with everyone its share is 3.2x the peers' (PR001 fires);
+    against cardiologists 1.67x (it does not). An upcoding family doctor stays flagged either way.
+    Too few peers, or no specialty, fall back to all providers and say so."""
+    from claimsentry.features.professional import em_mix
+
+    def visits(npi, n, high):
+        return [(npi, "99215" if i < high else "99213") for i in range(n)]
+
+    rows = visits("CX", 10, 5) + visits("U", 10, 8) + visits("Z", 10, 1) + visits("Q", 10, 1)
+    for i in range(5):
+        rows += visits(f"C{i}", 10, 3)
+    for i in range(6):
+        rows += visits(f"F{i}", 20, 1)
+    lines = spark.createDataFrame(rows, "provider_npi string, hcpcs_code string")
+    providers = spark.createDataFrame(
+        [("CX", "cardiology", "NY"), ("U", "family_medicine", "NY"), ("Z", "dermatology", "NY")]
+        + [(f"C{i}", "cardiology", "NY") for i in range(5)] + [(f"F{i}", "family_medicine", "NY") for i in range(6)],
+        "npi string, specialty string, state string",
+    )
+    pooled = {r["provider_npi"]: r for r in em_mix(lines, min_provider_em_lines=10).collect()}
+    peers = {r["provider_npi"]: r for r in em_mix(lines, min_provider_em_lines=10, providers=providers, min_specialty_peers=5).collect()}
+    # pooled: CX's peers are the other 200 lines, 31 at the top level (U 8, Z 1, Q 1, C 15, F 6)
+    assert pooled["CX"]["peer_em_high_share"] == pytest.approx(31 / 200)
+    assert pooled["CX"]["provider_em_high_share_to_peers"] == pytest.approx(0.5 / (31 / 200))
+    assert pooled["CX"]["provider_em_high_share_to_peers"] >= 3 and pooled["CX"]["peer_em_basis"] == "all providers (no provider table)"
+    assert peers["CX"]["peer_em_high_share"] == pytest.approx(15 / 50) and peers["CX"]["peer_em_basis"] == "cardiology in NY"
+    assert peers["CX"]["provider_em_high_share_to_peers"] == pytest.approx(0.5 / 0.3)  # < 3: PR001 no longer fires
+    assert peers["U"]["provider_em_high_share_to_peers"] == pytest.approx(0.8 / (6 / 120))  # >= 3: still flagged
+    assert peers["Z"]["peer_em_basis"] == "all providers (dermatology has 0 peers with enough E/M visits, fewer than 5)"
+    assert peers["Q"]["peer_em_basis"] == "all providers (specialty unknown)"
+    assert peers["Z"]["peer_em_high_share"] == pytest.approx(pooled["Z"]["peer_em_high_share"])

@@ -254,7 +254,7 @@ def test_every_npi_rule_agrees_with_the_reference_luhn_check(spark):
             valid = [e or v is None for v, e in zip(values, expected)]  # a null NPI is another rule's
             assert got == valid, f"{table}.{column}"
             checked_rules += 1
-    assert checked_rules == 6
+    assert checked_rules == 7
 
 
 def test_rules_over_the_25_code_slots_check_every_slot(spark):
@@ -387,7 +387,7 @@ def test_accepted_tables_are_typed_and_counts_reconcile(corpus):
     assert "vendor_note" in med.columns  # unknown columns kept
     icd9 = med.filter("claim_id = 'icd9_ok'").select("drg_code", "paid_amount").first()
     assert icd9.drg_code == "003"  # codes keep leading zeros
-    assert result.missing_tables == ["provider_labels"]
+    assert result.missing_tables == ["provider_labels", "provider"]
     assert result.tables["provider_labels"] is None
 
 

@@ -7,6 +7,10 @@
 - ``eligibility/``    (one row per enrollment span of one person)
 - ``labels.csv``          one row per audited claim (label 1 confirmed improper, 0 audited clean)
 - ``provider_labels.csv`` one row per labelled provider
+- ``provider.parquet`` (``provider.csv`` with ``fmt="csv"``) one row per provider NPI: entity type,
+  NUCC taxonomy, specialty, state (the contract's optional ``provider`` table)
+- ``reference/`` the world's policy files in the publishers' formats (NCCI PTP, MUE and add-on
+  code edits, the OIG LEIE), for ``claimsentry reference add`` (``generate.policy``)
 - ``truth/claim_truth.parquet`` one row per injected improper claim: claim_id, claim_source, scheme,
   npi (the responsible provider; null for member-driven schemes: doctor_shopping,
   pharmacy_shopping), person_id, detail.
@@ -83,7 +87,8 @@ from claimsentry.generate.medical import (
 from claimsentry.generate.output import _TableWriter, _as_strings, audit_labels, make_dirty, provider_labels, to_arrow
 from claimsentry.generate.pharmacy import pharmacy_fills, pharmacy_frame
 from claimsentry.generate.policy import (
-    POLICY_SCHEMES, assign_policy_perpetrators, inject_policy_schemes, mark_excluded_prescriptions, write_policy_files,
+    POLICY_SCHEMES, assign_policy_perpetrators, inject_policy_schemes, mark_excluded_prescriptions, provider_table,
+    write_policy_files,
 )
 from claimsentry.generate.world import (
     CHUNK_MEMBERS, LATE_START_DAYS, _day, _ids, eligibility_frame, load_reference, luhn_valid_npi, make_members,
@@ -170,6 +175,8 @@ def generate(output_dir, *, members: int, seed: int, start_date: str = "2024-01-
     for stale in ("medical_claim", "pharmacy_claim", "eligibility", "truth", "reference"):
         if (out / stale).exists():
             shutil.rmtree(out / stale)
+    for stale in ("provider.csv", "provider.parquet"):
+        (out / stale).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     ref = load_reference()
     late_start = end - LATE_START_DAYS + 1
@@ -235,10 +242,15 @@ def generate(output_dir, *, members: int, seed: int, start_date: str = "2024-01-
     _write_strings(truth, out / "truth" / "claim_truth.parquet")
     _write_strings(pd.concat(lookalikes, ignore_index=True), out / "truth" / "lookalikes.parquet")
     policy_files = write_policy_files(out / "reference", prov, seed, start, end)
+    providers = provider_table(prov, seed)
+    if fmt == "csv":
+        providers.to_csv(out / "provider.csv", index=False)
+    else:
+        providers.to_parquet(out / "provider.parquet", index=False)
     lines_medical = rows["medical_claim"]
     summary = {
         "members": members, "seed": seed, "format": fmt, "output": str(out),
-        "rows": {**rows, "labels": len(label_frame), "truth": len(truth)},
+        "rows": {**rows, "labels": len(label_frame), "truth": len(truth), "provider": len(providers)},
         "schemes": {k: int(v) for k, v in truth.scheme.value_counts().sort_index().items()},
         "improper_share": round(len(truth) / max(1, next_med - 1 + next_rx - 1), 4),
         "dirty_rows": dirty_rows,

@@ -8,7 +8,7 @@ import pandas as pd
 
 from claimsentry.generate.world import (
     BASE_RATE_USD, DISPOSITIONS, DX_BY_SPECIALTY, EM_ESTABLISHED, EM_ESTABLISHED_COMPLEX, EM_NEW, EM_NEW_COMPLEX, ER_LEVELS, EXTRA_LINES, FAMILY_WEIGHTS,
-    NULL_DAY, PT_CODES, REVENUE_LINES, SPECIALIST_VISITS, TIER_WEIGHTS, Members, Providers, Reference, _choose,
+    EM_ESTABLISHED_SPECIALIST, NULL_DAY, PT_CODES, REVENUE_LINES, SPECIALIST_EM, SPECIALIST_VISITS, TIER_WEIGHTS, Members, Providers, Reference, _choose,
     _line_numbers, _member_cols, _physician_of, _repeat_index,
 )
 
@@ -76,6 +76,11 @@ def professional_visits(rng: np.random.Generator, m: Members, prov: Providers, e
     em = np.where(new, _choose(rng, EM_NEW, n), _choose(rng, EM_ESTABLISHED, n))
     em = np.where(visits.kind == "er", _choose(rng, ER_LEVELS, n), em)
     em = np.where(visits.kind == "pt", np.where(visits.pt_first, "97161", None), em)
+    # Specialists' established visits run at higher levels (their own generator, so the draws of
+    # the rest of the world stay as they were).
+    spec_rng = np.random.default_rng([37, n, int(visits.day.sum() % 2**31)])
+    specialist = np.isin(visits.specialty.to_numpy(), SPECIALIST_EM) & (visits.kind == "office").to_numpy() & ~new
+    em = np.where(specialist, _choose(spec_rng, EM_ESTABLISHED_SPECIALIST, n), em)
     # Look-alike (proper): practices whose patients are truly complex bill many 99215s, all earned.
     complex_ = visits.npi.isin(prov.lookalike.get("high_acuity_em", [])).to_numpy() & (visits.kind == "office").to_numpy()
     em = np.where(complex_, np.where(new, _choose(rng, EM_NEW_COMPLEX, n), _choose(rng, EM_ESTABLISHED_COMPLEX, n)), em)

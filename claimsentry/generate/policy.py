@@ -180,6 +180,22 @@ def mark_excluded_prescriptions(fills: pd.DataFrame, prov: Providers) -> pd.Data
     return fills
 
 
+def provider_table(prov: Providers, seed: int) -> pd.DataFrame:
+    """The contract's optional ``provider`` table: one row per provider NPI of the world (npi,
+    entity_type, taxonomy_code, specialty, state), states drawn from their own generator."""
+    from claimsentry.generate.world import STATES, TAXONOMY
+
+    rng = _policy_rng(seed, 38)
+    phys = prov.physicians
+    rows = [pd.DataFrame({"npi": phys.npi.to_numpy(), "entity_type": "individual",
+                          "taxonomy_code": phys.specialty.map(TAXONOMY).to_numpy(), "specialty": phys.specialty.to_numpy()})]
+    for kind, npis in (("hospital", prov.hospitals), ("pharmacy", prov.pharmacies)):
+        rows.append(pd.DataFrame({"npi": npis, "entity_type": "organization", "taxonomy_code": TAXONOMY[kind], "specialty": kind}))
+    out = pd.concat(rows, ignore_index=True)
+    out["state"] = np.array([s for s, _ in STATES], dtype=object)[rng.integers(0, len(STATES), len(out))]
+    return out.sort_values("npi").reset_index(drop=True)
+
+
 # --- The policy files, in the publishers' formats ---------------------------------------------------
 
 

@@ -43,6 +43,16 @@ SPECIALIST_VISITS = {"cardiology": 0.3, "orthopedic_surgery": 0.25, "pulmonology
 # Office E/M levels: established 99211-99215, new patient 99202-99205, with a realistic mix.
 EM_ESTABLISHED = (["99211", "99212", "99213", "99214", "99215"], [0.03, 0.10, 0.45, 0.35, 0.07])
 EM_NEW = (["99202", "99203", "99204", "99205"], [0.05, 0.35, 0.45, 0.15])
+# Specialists see sicker patients than primary care: more established visits at the top levels.
+EM_ESTABLISHED_SPECIALIST = (["99212", "99213", "99214", "99215"], [0.05, 0.30, 0.43, 0.22])
+SPECIALIST_EM = ("cardiology", "pulmonology")
+# NUCC health care provider taxonomy codes of the world's specialties and organisations.
+TAXONOMY = {
+    "family_medicine": "207Q00000X", "internal_medicine": "207R00000X", "cardiology": "207RC0000X",
+    "orthopedic_surgery": "207X00000X", "pulmonology": "207RP1001X", "emergency_medicine": "207P00000X",
+    "pain_management": "208VP0014X", "physical_therapy": "225100000X", "hospitalist": "208M00000X",
+    "hospital": "282N00000X", "pharmacy": "3336C0003X",
+}
 # Look-alike practices with truly complex patients (legitimately many top-level visits).
 EM_ESTABLISHED_COMPLEX = (["99213", "99214", "99215"], [0.15, 0.35, 0.50])
 EM_NEW_COMPLEX = (["99204", "99205"], [0.35, 0.65])
