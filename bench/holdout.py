@@ -28,16 +28,20 @@ def run_seed(members: int, seed: int, work: Path) -> dict:
     from claimsentry.config import load_settings
     from claimsentry.generate import generate
     from claimsentry.jobs.train import train_from_input
+    from claimsentry.policy.store import add_reference
     from claimsentry.spark import get_spark
 
     started = time.perf_counter()
     data = work / f"seed{seed}"
-    generate(str(data / "input"), members=members, seed=seed)
+    gen = generate(str(data / "input"), members=members, seed=seed)
     print(f"holdout: seed {seed}: generated {members} members ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     # the user's settings, but a fresh data directory and its own local MLflow store
     environ = {k: v for k, v in os.environ.items() if k not in ("CLAIMSENTRY_DATA_DIR", "CLAIMSENTRY_MLFLOW_URI")}
     settings = load_settings(environ=environ, overrides={"data_dir": str(data / "store")})
-    result = train_from_input(get_spark(settings), str(data / "input"), settings)
+    spark = get_spark(settings)
+    for kind, path in gen.get("reference_files", {}).items():  # the world's policy files, as the demo loads them
+        add_reference(spark, settings, kind, [path])
+    result = train_from_input(spark, str(data / "input"), settings)
     print(f"holdout: seed {seed}: trained ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     metrics = result["metrics"]
     return {"seed": seed, "members": members, "seconds": round(time.perf_counter() - started, 1),

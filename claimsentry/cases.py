@@ -383,7 +383,9 @@ def deadline_summary(board: pd.DataFrame, *, limit: int = 50) -> dict:
         rows = rows.sort_values(["days_left", "case_id"]).head(limit)
         return [{k: (None if pd.isna(v) else v) for k, v in r.items()} for r in rows.reindex(columns=cols).to_dict("records")]
 
-    overdue, soon = board[board["overdue"]], board[board["due_soon"]]
+    # .astype(bool): on an empty board the flags are object dtype, and a frame indexed by a
+    # non-boolean Series selects columns instead of rows
+    overdue, soon = board.loc[board["overdue"].astype(bool)], board.loc[board["due_soon"].astype(bool)]
     return {
         "cases": int(len(board)),
         "by_state": {k: int(v) for k, v in board["state"].value_counts().sort_index().items()},

@@ -115,9 +115,13 @@ def _blend_on_validation(valid_pdf, booster, feature_cols, anomaly_model, params
     blend_cfg = params.get("blend", {})
     # audit labels only (unaudited NaN): drawn unaudited rows are not evidence of "clean"
     label = valid_pdf["label"].astype("float64").to_numpy()
+    within = blend_cfg.get("prefer_max_within_se")
     choice = T.choose_blend(
         model_score, anomaly, label, weights=list(blend_cfg.get("weights", [0, 0.25, 0.5, 0.75, 1])),
         metric=blend_cfg.get("metric", "pr_auc"), model_cdf=model_cdf if blend_cfg.get("max", True) else None,
+        prefer_max_within_se=None if within is None else float(within),
+        groups=valid_pdf["billing_npi"].to_numpy() if "billing_npi" in valid_pdf else None,
+        seed=int(params.get("seed", 0) or 0),
     )
     config = {"blend_method": choice["method"], "blend_weight": choice["weight"], "model_cdf": model_cdf}
     return choice, T.blend_scores(model_score, anomaly, config)
@@ -141,7 +145,8 @@ def fit_bundle(
         and train_counts.get("audited", 0) + train_counts.get("unlabelled_negative", 0) > train_counts.get("positives", 0)
     )
     xgb_params = dict(params.get("xgboost", {}))
-    cols = D.KEY + ["peer_group", "label", "target", "sample_weight"] + feature_cols
+    groups = ["billing_npi"] if "billing_npi" in frame.columns else []  # the blend's bootstrap resamples providers
+    cols = D.KEY + ["peer_group", *groups, "label", "target", "sample_weight"] + feature_cols
     max_rows = int(params.get("max_train_rows", 1_000_000))
     info: dict = {"supervised": bool(supervised)}
     if supervised:

@@ -237,6 +237,28 @@ def blend_scores(model_score: np.ndarray, anomaly: np.ndarray, config: Mapping[s
     return blend(model_score, anomaly, float(config.get("blend_weight", 1.0)))
 
 
+def _paired_bootstrap_se(label: np.ndarray, a: np.ndarray, b: np.ndarray, fn, groups: np.ndarray | None,
+                         rounds: int, seed: int) -> float:
+    """Standard error of ``fn(label, a) - fn(label, b)`` over ``rounds`` bootstrap resamples of the
+    groups (whole groups drawn with replacement) or, without groups, of the rows. Resamples without
+    both classes are skipped."""
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        members = [np.array([i]) for i in range(len(label))]
+    else:
+        _, inverse = np.unique(groups.astype(str), return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        members = np.split(order, np.cumsum(np.bincount(inverse))[:-1])
+    diffs = []
+    for _ in range(rounds):
+        pick = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
+        y = label[pick]
+        if y.min() == y.max():
+            continue
+        diffs.append(fn(y, a[pick]) - fn(y, b[pick]))
+    return float(np.std(diffs, ddof=1)) if len(diffs) > 1 else float("inf")
+
+
 def choose_blend(
     model_score: np.ndarray,
     anomaly: np.ndarray,
@@ -245,12 +267,25 @@ def choose_blend(
     weights: list[float],
     metric: str = "pr_auc",
     model_cdf: list[float] | None = None,
+    prefer_max_within_se: float | None = None,
+    groups: np.ndarray | None = None,
+    bootstrap: int = 200,
+    seed: int = 0,
 ) -> dict:
     """Compare xgb-only (w=1), anomaly-only (w=0), the best intermediate linear blend and, given the
     model score's ``model_cdf``, the maximum of the two percentiles, on audited validation claims
     (``label`` NaN = unaudited, ignored). Ties go to the linear blend with the higher model weight.
+
+    ``prefer_max_within_se``: keep the max of percentiles unless the best candidate beats it by
+    more than this many standard errors of their difference, from a paired bootstrap over
+    ``groups`` (the claims' billing providers: validation holds out whole providers, and few of
+    them carry most of the positives) or over claims without groups. The one-standard-error rule:
+    with few perpetrators in validation, a candidate that wins by less than its noise is not better,
+    and the max keeps what either side finds at its extreme — the labelled schemes the model learnt
+    and the never-labelled ones only the anomaly score sees.
+
     Returns {"method", "weight", "winner", "metric", "by_weight": {w: value}, "xgb_only",
-    "anomaly_only", "blend", "max"}."""
+    "anomaly_only", "blend", "max", "max_kept": {...} when the rule decided}."""
     label = np.asarray(label, dtype="float64")
     known = ~np.isnan(label)
     fn = roc_auc if metric == "roc_auc" else average_precision
@@ -267,13 +302,22 @@ def choose_blend(
     mids = {w: v for w, v in by_weight.items() if 0.0 < w < 1.0 and not math.isnan(v)}
     best_mid = max(mids, key=lambda w: (round(mids[w], 12), w)) if mids else None
     winner = "xgb_only" if best_w == 1.0 else "anomaly_only" if best_w == 0.0 else "blend"
-    method, max_value = "linear", None
+    method, max_value, kept = "linear", None, None
     if model_cdf is not None:
         combined = blend_scores(model_score, anomaly, {"blend_method": "max", "model_cdf": model_cdf})
         max_value = fn(label[known], combined[known]) if known.any() else float("nan")
         if not math.isnan(max_value) and (not finite or round(max_value, 12) > round(finite[best_w], 12)):
             method, winner = "max", "max_of_percentiles"
+        elif not math.isnan(max_value) and prefer_max_within_se is not None and finite:
+            best = blend_scores(model_score, anomaly, {"blend_method": "linear", "blend_weight": best_w, "model_cdf": model_cdf})
+            se = _paired_bootstrap_se(label[known], best[known], combined[known], fn,
+                                      None if groups is None else np.asarray(groups)[known], bootstrap, seed)
+            gap = finite[best_w] - max_value
+            kept = {"gap": gap, "se": se, "within": bool(gap <= prefer_max_within_se * se), "beaten_by": winner}
+            if kept["within"]:
+                method, winner = "max", "max_of_percentiles"
     return {
+        "max_kept": kept,
         "method": method,
         "max": max_value,
         "weight": best_w,

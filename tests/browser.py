@@ -71,11 +71,15 @@ class Browser:
                                 raise AssertionError(f"Chromium: {reply['error']}")
                             return reply["result"]
 
-                for _ in range(600):  # the page is a local file: loaded within moments
-                    state = call("Runtime.evaluate", expression="document.readyState", returnByValue=True)
-                    if state["result"].get("value") == "complete":
+                # the tab starts on about:blank, itself "complete": wait for this file's document
+                ready = f"document.readyState === 'complete' && location.href === {json.dumps(url)} && document.body !== null"
+                for _ in range(1200):
+                    state = call("Runtime.evaluate", expression=ready, returnByValue=True)
+                    if state["result"].get("value") is True:
                         break
                     time.sleep(0.05)
+                else:
+                    raise AssertionError(f"Chromium did not load {url}")
                 result = call("Runtime.evaluate", expression=expression, returnByValue=True)
                 return result["result"].get("value")
         finally:

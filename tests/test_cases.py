@@ -201,3 +201,11 @@ def test_cases_list_filters_and_prints_json(settings, queued, capsys):
     assert code == 0 and "1 cases as of 2026-01-20" in out and a in out
     code, out, _ = run(capsys, settings, "list", "--as-of", "2026-01-20", "--npi", "2222222222")
     assert code == 0 and "1 cases" in out and queued["C"] in out
+
+
+def test_a_first_run_with_no_earlier_case_reports_an_empty_board(settings):
+    """The first score run of a new data_dir: no case yet, nothing overdue (not an error)."""
+    board = cases.case_board(cases.history_dir(settings), settings, RUN, opened_before=RUN)
+    assert board.empty
+    summary = cases.deadline_summary(board)
+    assert (summary["cases"], summary["overdue"], summary["due_soon"], summary["by_state"]) == (0, [], [], {})

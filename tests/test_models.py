@@ -505,11 +505,15 @@ def test_a_certain_rule_hit_ranks_above_every_claim_that_is_only_unusual():
     assert (certain_tier(score, pdf, []) == score).all()  # no certain rule: unchanged
 
 
-def test_rules_marked_certain_are_death_enrollment_and_later_copies_and_the_key_is_checked(tmp_path):
+def test_rules_marked_certain_are_face_value_breaks_and_the_key_is_checked(tmp_path):
+    """Certain: later copies of exact duplicates, death, enrollment, and the payment-policy edits
+    that deny a line outright (PTP pairs, MUEs, excluded providers); not the add-on code edit,
+    whose type 3 primaries the contractor may widen."""
     from claimsentry.errors import InputError
     from claimsentry.features.rules import certain_rule_columns, load_rules
 
-    assert certain_rule_columns(load_rules()) == ["rule_DUP004", "rule_MB001", "rule_MB002"]
+    assert certain_rule_columns(load_rules()) == [
+        "rule_DUP004", "rule_MB001", "rule_MB002", "rule_NCC001", "rule_NCC002", "rule_OIG001"]
     bad = tmp_path / "rules_x.yaml"
     bad.write_text(
         "rules:\n  - {id: XX001, name: n, scheme: duplicate_billing, severity: high, description: d,\n"
@@ -558,6 +562,37 @@ def test_blends_on_percentiles_and_the_max_is_chosen_when_it_ranks_best():
     assert set(np.argsort(-raw)[:20]) == set(range(20))
     # without a model CDF (an older bundle) the linear blend reads the probability, as before
     assert T.blend_scores(model, anomaly, {"blend_weight": 0.5}) == pytest.approx(0.5 * model + 0.5 * anomaly)
+
+
+def test_max_blend_is_kept_unless_beaten_by_more_than_its_bootstrap_noise():
+    """One-standard-error rule: a linear blend that wins on validation by less than the paired
+    bootstrap SE of the difference (over providers) does not replace the max of percentiles; one
+    that wins by far does."""
+    from claimsentry.models import train as T
+
+    rng = np.random.default_rng(6)
+    n = 600
+    label = np.zeros(n)
+    label[:30] = 1
+    groups = np.array([f"P{i % 40}" for i in range(n)])
+    model = rng.uniform(0, 0.6, n)
+    anomaly = rng.uniform(0, 0.9, n)
+    model[:30] = rng.uniform(0.3, 0.95, 30)  # both sides rank the positives fairly well,
+    anomaly[:30] = rng.uniform(0.6, 0.95, 30)  # the model a little better on this sample
+    cdf = T.score_cdf(model[30:])
+    plain = T.choose_blend(model, anomaly, label, weights=[0, 0.5, 1], model_cdf=cdf)
+    kept = T.choose_blend(model, anomaly, label, weights=[0, 0.5, 1], model_cdf=cdf, prefer_max_within_se=1.0, groups=groups)
+    assert plain["winner"] == "xgb_only" and plain["max_kept"] is None
+    gap = plain["xgb_only"] - plain["max"]
+    assert kept["max_kept"]["gap"] == pytest.approx(gap)
+    assert 0 < gap < kept["max_kept"]["se"]  # a win smaller than its noise
+    assert kept["max_kept"]["within"] and kept["winner"] == "max_of_percentiles" and kept["method"] == "max"
+    # a model that ranks every positive first beats the max by far more than its noise
+    model[:30] = 0.99
+    anomaly[30:60] = 1.0  # the anomaly side puts clean claims at its very top: the max pays for it
+    far = T.choose_blend(model, anomaly, label, weights=[0, 0.5, 1], model_cdf=T.score_cdf(model[30:]),
+                         prefer_max_within_se=1.0, groups=groups)
+    assert far["winner"] == "xgb_only" and not far["max_kept"]["within"]
 
 
 def test_a_model_registered_before_the_surprise_score_still_scores():
