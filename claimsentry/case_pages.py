@@ -349,7 +349,9 @@ def write_pages(folder: Path, queued: pd.DataFrame, providers: pd.DataFrame, dat
         timeline = events[events["case_id"] == row["case_id"]] if len(events) else events
         html = render("case_page.html", case_context(row, data, rules_by_id, timeline, run_date=run_date))
         (folder / "cases" / page_name(row["case_id"])).write_text(html, encoding="utf-8")
-    for prow in providers.sort_values("rank").drop_duplicates("npi").to_dict("records") if len(providers) else []:
+    # one page per NPI: a provider queued both as billing provider and as prescriber shows its best rank
+    unique = providers.sort_values("rank").drop_duplicates("npi") if len(providers) else providers
+    for prow in unique.to_dict("records"):
         html = render("provider_page.html", provider_context(prow, data, queued, board, run_date=run_date))
         (folder / "providers" / page_name(prow["npi"])).write_text(html, encoding="utf-8")
-    return {"case_pages": int(len(queued)), "provider_pages": int(len(providers))}
+    return {"case_pages": int(len(queued)), "provider_pages": int(len(unique))}

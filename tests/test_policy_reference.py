@@ -406,15 +406,19 @@ def test_cli_errors_are_one_line_without_starting_spark(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_adds_a_version_then_lists_it(tmp_path):
-    env = {"CLAIMSENTRY_DATA_DIR": str(tmp_path / "data")}
-    added = claimsentry_cli("reference", "add", "ncci-mue", str(DATA / MUE_FILE), env=env, cwd=tmp_path)
-    assert added.returncode == 0, added.stderr
-    assert "NCCI MUE practitioner 2026Q2: 6 rows read, 4 accepted, 2 quarantined" in added.stdout
-    assert "1 × MUE value is not a whole number of units" in added.stdout
-    assert "effective 2026-04-01 to open" in added.stdout
-    assert "parsed and typed 6 rows: 4 accepted, 2 quarantined" in added.stderr  # progress, per stage
-    listed = claimsentry_cli("reference", "list", env=env, cwd=tmp_path)
-    assert listed.returncode == 0, listed.stderr
-    current = [line for line in listed.stdout.splitlines() if line.startswith("*  ncci-mue")]
+def test_cli_adds_a_version_then_lists_it(tmp_path, spark, capsys):
+    """The command as installed runs it (``cli.main``), in-process on the session's Spark: the
+    one-line errors above run the real console script without starting a JVM."""
+    from claimsentry.cli import main
+
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert main([*data, "reference", "add", "ncci-mue", str(DATA / MUE_FILE)]) == 0
+    added = capsys.readouterr()
+    assert "NCCI MUE practitioner 2026Q2: 6 rows read, 4 accepted, 2 quarantined" in added.out
+    assert "1 × MUE value is not a whole number of units" in added.out
+    assert "effective 2026-04-01 to open" in added.out
+    assert "parsed and typed 6 rows: 4 accepted, 2 quarantined" in added.err  # progress, per stage
+    assert main([*data, "reference", "list"]) == 0
+    listed = capsys.readouterr()
+    current = [line for line in listed.out.splitlines() if line.startswith("*  ncci-mue")]
     assert len(current) == 1 and "practitioner  2026Q2" in current[0] and MUE_FILE in current[0]
