@@ -291,3 +291,25 @@ def write_csv_for_spreadsheets(pdf, path: str | os.PathLike) -> None:
     neutralise_formulas(pdf).to_csv(
         path, index=False, encoding="utf-8-sig", date_format="%Y-%m-%d", lineterminator="\r\n"
     )
+
+
+def read_user_csv(path: str | os.PathLike, what: str, *, utf8_hint: str = ""):
+    """A small CSV a person wrote or saved (dispositions, case events, an audit sample): every cell
+    a string as typed (no NA guessing), UTF-8 with or without BOM, file order. Grain: one row per
+    data line. Each way it cannot be read is one ``InputError`` line naming ``what`` ("feedback
+    file", ...) and the path; ``utf8_hint`` is added to the not-UTF-8 message."""
+    import pandas as pd
+
+    from claimsentry.errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} not found: {path}")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{what} is not UTF-8{utf8_hint}: {path}") from None
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{what} is empty: {path}") from None
+    except pd.errors.ParserError as exc:
+        raise InputError(f"{what} is not a readable CSV ({str(exc).splitlines()[0]}): {path}") from None

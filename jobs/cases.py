@@ -25,7 +25,7 @@ import pandas as pd
 
 from claimsentry import cases
 from claimsentry.errors import InputError
-from claimsentry.io import write_csv_for_spreadsheets
+from claimsentry.io import read_user_csv, write_csv_for_spreadsheets
 
 EVENT_FIELDS = ["case_id", "state", "event_date", "actor", "outcome", "amount", "note"]
 
@@ -40,16 +40,7 @@ def _date(text: str | None, name: str) -> dt.date | None:
 
 
 def _read_events(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise InputError(f"events file not found: {path}")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"events file is not UTF-8: {path}") from None
-    except pd.errors.EmptyDataError:
-        raise InputError(f"events file is empty: {path}") from None
-    except pd.errors.ParserError as exc:
-        raise InputError(f"events file is not a readable CSV ({str(exc).splitlines()[0]}): {path}") from None
+    frame = read_user_csv(path, "events file")
     frame.columns = [c.strip().lower() for c in frame.columns]
     missing = [c for c in ("case_id", "state", "event_date") if c not in frame.columns]
     if missing:

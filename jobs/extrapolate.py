@@ -26,8 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from claimsentry import cases, sampling
-from claimsentry.errors import InputError
-from claimsentry.io import neutralise_formulas
+from claimsentry.io import neutralise_formulas, read_user_csv
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +35,7 @@ RESULT_FILE = "extrapolation.json"
 
 def read_sample(path: Path) -> pd.DataFrame:
     """FILE as text: every cell a string, file order (line 2 is the first row)."""
-    if not path.is_file():
-        raise InputError(f"sample file not found: {path}")
-    try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"sample file is not UTF-8 (save it as 'CSV UTF-8'): {path}") from None
-    except pd.errors.EmptyDataError:
-        raise InputError(f"sample file is empty: {path}") from None
-    except pd.errors.ParserError as exc:
-        raise InputError(f"sample file is not a readable CSV ({str(exc).splitlines()[0]}): {path}") from None
+    return read_user_csv(path, "sample file", utf8_hint=" (save it as 'CSV UTF-8')")
 
 
 def _audit_beside(path: Path) -> dict | None:

@@ -35,7 +35,7 @@ import pandas as pd
 
 from claimsentry import cases
 from claimsentry.errors import InputError
-from claimsentry.io import write_csv_for_spreadsheets
+from claimsentry.io import read_user_csv, write_csv_for_spreadsheets
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +43,7 @@ CLAIM_SOURCES = {"medical", "pharmacy"}
 
 
 def _read(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise InputError(f"feedback file not found: {path}")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"feedback file is not UTF-8: {path}") from None
-    except pd.errors.EmptyDataError:
-        raise InputError(f"feedback file is empty: {path}") from None
-    except pd.errors.ParserError as exc:
-        raise InputError(f"feedback file is not a readable CSV ({str(exc).splitlines()[0]}): {path}") from None
+    frame = read_user_csv(path, "feedback file")
     frame.columns = [c.strip().lower() for c in frame.columns]
     if "outcome" not in frame.columns or not ({"case_id", "claim_id"} & set(frame.columns)):
         raise InputError(f"feedback file needs columns outcome and case_id or claim_id; found {list(frame.columns)}")
