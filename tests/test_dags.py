@@ -479,6 +479,12 @@ def test_daily_run_directory_has_every_contract_output(spark, daily_runs):
     assert written["queues"]["claim_queue"] == len(queue)
     assert written["model"]["version"] == queue["model_version"].iloc[0]
     assert set(written["timings_seconds"]) >= {"validate", "features", "score", "queues", "case_pages"}
+    # no policy file stored in this data dir: the edits did not run, and the summary says so; the
+    # generated input has a provider table, so E/M peers are by specialty, and the summary says so
+    assert written["references"].startswith("no policy reference stored")
+    assert written["peers"].startswith("E/M mix against the same specialty")
+    assert written["cases"]["cases"] == 0 and written["cases"]["overdue"] == []  # D1 is the first run
+    assert "citations" in queue.columns
 
     # every case and every queued provider has its page, and the queue page's links all resolve
     assert written["pages"] == {"case_pages": len(queue), "provider_pages": providers["npi"].nunique()}
