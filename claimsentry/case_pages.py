@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import pandas as pd
-from jinja2 import Environment, select_autoescape
+from jinja2 import Environment, FunctionLoader, select_autoescape
 
 # (provider or claim value, peer value, label): pairs of scored_claims columns a page compares
 PEER_PAIRS = [
@@ -328,13 +328,18 @@ def provider_context(prow: Mapping[str, Any], data: PageData, queued: pd.DataFra
     }
 
 
+def _template_text(name: str) -> str:
+    return resources.files("claimsentry").joinpath(f"templates/{name}").read_text("utf-8")
+
+
 def _env() -> Environment:
-    return Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+    """Templates from the package (so the two pages can include their shared style), autoescaped."""
+    return Environment(loader=FunctionLoader(_template_text),
+                       autoescape=select_autoescape(default=True, default_for_string=True))
 
 
 def render(template: str, context: Mapping[str, Any]) -> str:
-    text = resources.files("claimsentry").joinpath(f"templates/{template}").read_text("utf-8")
-    return _env().from_string(text).render(**context)
+    return _env().get_template(template).render(**context)
 
 
 def write_pages(folder: Path, queued: pd.DataFrame, providers: pd.DataFrame, data: PageData,
